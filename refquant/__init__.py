@@ -23,8 +23,19 @@ from refquant.spec.affine import (
     fake_quantize,
     quantize,
 )
+from refquant.spec.fixed_point import (
+    FixedPointMultiplier,
+    RequantRounding,
+    apply_scale_16,
+    apply_scale_32,
+    quantize_multiplier,
+    requantize,
+    rounding_divide_by_pot,
+    saturating_rounding_doubling_high_mul,
+)
 from refquant.spec.formats import INT2, INT4, INT8, INT16, INT32, UINT2, UINT4, UINT8, UINT16, IntFormat
 from refquant.spec.granularity import Granularity, PerAxis, PerBlock, PerTensor
+from refquant.spec.integer_ops import Accumulator, Layout, conv2d_int, matmul_int, qlinear_conv, qlinear_matmul
 from refquant.spec.packing import pack, packed_length, unpack
 from refquant.spec.qparams import (
     FLOAT32_EPS,
@@ -53,8 +64,11 @@ __all__ = [
     "UINT4",
     "UINT8",
     "UINT16",
+    "Accumulator",
+    "FixedPointMultiplier",
     "Granularity",
     "IntFormat",
+    "Layout",
     "NanPolicy",
     "NudgedRange",
     "Overflow",
@@ -66,6 +80,7 @@ __all__ = [
     "ProfileCase",
     "QuantParams",
     "ReduceRange",
+    "RequantRounding",
     "RoundingMode",
     "ScaleApplication",
     "SpecError",
@@ -73,17 +88,27 @@ __all__ = [
     "UnpredictableError",
     "ZeroPointOrder",
     "ZeroRange",
+    "apply_scale_16",
+    "apply_scale_32",
     "choose_qparams",
     "choose_qparams_from_range",
+    "conv2d_int",
     "dequantize",
     "fake_quantize",
+    "matmul_int",
     "nudge_quantization_range",
     "pack",
     "packed_length",
     "profiles",
+    "qlinear_conv",
+    "qlinear_matmul",
     "quantize",
+    "quantize_multiplier",
+    "requantize",
     "round_to_int",
+    "rounding_divide_by_pot",
     "saturate",
+    "saturating_rounding_doubling_high_mul",
     "unpack",
     "wrap",
 ]

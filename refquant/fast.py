@@ -1,0 +1,975 @@
+"""Accelerated integer arithmetic: the spec functions on Numba kernels, bit-identical to the spec.
+
+``refquant.fast`` mirrors the specification functions that have kernels, with the same signatures,
+the same ``SpecError`` / ``UnpredictableError`` (it validates with the spec's own checks) and an extra
+keyword ``out=``: a preallocated C-contiguous output of the exact result shape and dtype, written in
+place and returned (allocating a large output on every call costs more than the arithmetic).  Any
+other ``out`` raises ``SpecError("invalid_out")``.
+
+Importing this module imports Numba (``import refquant`` never does).  Kernels are compiled on first
+use and cached in ``NUMBA_CACHE_DIR``.
+
+Kernel dispatch (``refquant.kernels._jit``): the AVX-512 VNNI micro-kernel (``vpdpbusd``) when
+llvmlite reports ``avx512vnni`` for the host CPU, a portable register-tiled kernel otherwise;
+``REFQUANT_KERNELS=portable`` forces the portable kernels.  Problems below about 2**21
+multiply-accumulates (2**27 under Numba's ``workqueue`` threading layer) run on the calling thread.
+
+Sections: matmul (``pack_rhs``, ``PackedRhs``, ``matmul_int``); further operations follow below it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from refquant.errors import SpecError
+from refquant.kernels import gemm as _gemm
+from refquant.kernels._jit import KernelPath, kernel_path, parallel_threshold
+from refquant.kernels.vnni import NR
+from refquant.spec.integer_ops import (
+    Accumulator,
+    _check_accumulator,
+    _finish,
+    _lhs_zero_point,
+    _operand,
+    _rhs_zero_point,
+)
+
+__all__ = ["KernelPath", "PackedRhs", "kernel_path", "matmul_int", "pack_rhs"]
+
+_INT32_MAX = 2**31 - 1
+_I64 = npt.NDArray[np.int64]
+
+
+# ==================================================================================================
+# shared helpers (usable by every section)
+
+
+def _check_out(
+    out: object, shape: tuple[int, ...], dtype: type[np.generic], inputs: tuple[Any, ...]
+) -> npt.NDArray[Any]:
+    """``out`` if it is a writable C-contiguous array of ``shape`` and ``dtype`` sharing no memory with ``inputs``."""
+    if not isinstance(out, np.ndarray):
+        raise SpecError("invalid_out", f"out must be a numpy array, got {type(out).__name__}")
+    if out.shape != shape or out.dtype != np.dtype(dtype):
+        raise SpecError(
+            "invalid_out",
+            f"out must have shape {shape} and dtype {np.dtype(dtype)}, got shape {out.shape} and dtype {out.dtype}",
+        )
+    if not out.flags.c_contiguous or not out.flags.writeable:
+        raise SpecError("invalid_out", "out must be a writable C-contiguous array")
+    for x in inputs:
+        if isinstance(x, np.ndarray) and np.may_share_memory(out, x):
+            raise SpecError("invalid_out", "out must not share memory with an input")
+    return out
+
+
+def _new_or_out(
+    out: object, shape: tuple[int, ...], dtype: type[np.generic], inputs: tuple[Any, ...]
+) -> npt.NDArray[Any]:
+    if out is None:
+        return np.empty(shape, dtype)
+    return _check_out(out, shape, dtype, inputs)
+
+
+# ==================================================================================================
+# matmul: pack_rhs, PackedRhs, matmul_int
+
+
+@dataclass(frozen=True, eq=False)
+class PackedRhs:
+    """A matmul rhs (weights) packed once for the kernels and reused across calls.
+
+    Attributes
+    ----------
+    data:
+        The packed signed bytes ``Bs = rhs - 128 * (dtype is uint8)``: 64-column panels ``[K/4][64][4]``
+        per batch for ``KernelPath.VNNI``, ``Bs`` transposed (columns padded to a multiple of 4) for
+        ``KernelPath.PORTABLE``.  Read-only.
+    colsum:
+        ``sum_k Bs[..., k, n]`` per batch and column, int64 ``(batch, N)``.
+    shape, dtype:
+        The original rhs shape (1-D, 2-D or batched) and dtype (int8 or uint8).
+    zero_point:
+        The validated rhs zero point, int64, shape ``()`` or ``(N,)``.
+    layout:
+        The kernel family the data is packed for; a call runs on that family.
+    max_deviation:
+        ``max |rhs - zero_point|`` over all elements (0 for an empty rhs): the bound the int32
+        overflow check uses.
+    """
+
+    data: npt.NDArray[np.int8]
+    colsum: _I64
+    shape: tuple[int, ...]
+    dtype: np.dtype[Any]
+    zero_point: _I64
+    layout: KernelPath
+    max_deviation: int
+    _beta: _I64
+    _tcol: _I64
+
+    @property
+    def k(self) -> int:
+        """The reduction length K."""
+        return self.shape[0] if len(self.shape) == 1 else self.shape[-2]
+
+    @property
+    def n(self) -> int:
+        """The number of columns N (1 for a 1-D rhs)."""
+        return 1 if len(self.shape) == 1 else self.shape[-1]
+
+    def unpack(self) -> npt.NDArray[np.int8]:
+        """``Bs`` as int8 ``(batch, K, N)``: the signed bytes the kernels multiply."""
+        nb = self.colsum.shape[0]
+        bs = np.empty((nb, self.k, self.n), np.int8)
+        if self.layout is KernelPath.VNNI:
+            _gemm.unpack_vnni(self.data, self.k, self.n, bs)
+        else:
+            _gemm.unpack_portable(self.data, self.k, self.n, bs)
+        return bs
+
+
+def _readonly(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    a.setflags(write=False)
+    return a
+
+
+def _aligned_empty(shape: tuple[int, ...], dtype: type[np.generic], align: int = 64) -> npt.NDArray[Any]:
+    """An uninitialized C-contiguous array whose data starts on an ``align``-byte boundary."""
+    nbytes = math.prod(shape) * np.dtype(dtype).itemsize
+    raw = np.empty(nbytes + align, np.uint8)
+    offset = (-raw.ctypes.data) % align
+    return raw[offset : offset + nbytes].view(dtype).reshape(shape)
+
+
+def pack_rhs(rhs: npt.ArrayLike, /, *, rhs_zero_point: npt.ArrayLike = 0) -> PackedRhs:
+    """Pack ``rhs`` (int8 or uint8, 1-D, 2-D or batched ``(..., K, N)``) for ``matmul_int``.
+
+    ``rhs_zero_point`` is validated exactly as ``refquant.matmul_int`` does (scalar or per column,
+    shape ``(N,)``) and stored in the result.  The packing targets the kernel family in use now
+    (``kernel_path()``); the result is immutable and can be reused for any number of calls.
+    """
+    b = _operand(rhs, "rhs")
+    if b.ndim == 0:
+        raise SpecError("shape_mismatch", f"matmul_int needs operands of rank >= 1, got rhs shape {b.shape}")
+    b2 = b.reshape(b.shape[0], 1) if b.ndim == 1 else b
+    zb = _rhs_zero_point(rhs_zero_point, b2, b.dtype)
+    k, n = b2.shape[-2:]
+    b3 = b2.reshape(math.prod(b2.shape[:-2]), k, n).view(np.uint8)
+    nb = b3.shape[0]
+    flip = 128 if b.dtype == np.uint8 else 0
+    layout = kernel_path()
+    colsum = np.empty((nb, n), np.int64)
+    if layout is KernelPath.VNNI:
+        data = _aligned_empty((nb, (n + NR - 1) // NR, ((k + 3) // 4) * 256), np.int8)
+        _gemm.pack_rhs_vnni(b3, flip, data, colsum)
+    else:
+        data = np.empty((nb, ((n + _gemm.PR - 1) // _gemm.PR) * _gemm.PR, k), np.int8)
+        _gemm.pack_rhs_portable(b3, flip, data, colsum)
+    beta = np.broadcast_to(flip - zb, (nb, n)).astype(np.int64)  # cb - zb
+    tcol = colsum + beta * k
+    if b.size:
+        lo, hi = int(b.min()), int(b.max())
+        zlo, zhi = int(zb.min()), int(zb.max())
+        dev = max(hi - zlo, zhi - lo)
+    else:
+        dev = 0
+    return PackedRhs(
+        data=_readonly(data),
+        colsum=_readonly(colsum),
+        shape=tuple(b.shape),
+        dtype=b.dtype,
+        zero_point=_readonly(zb.copy()),
+        layout=layout,
+        max_deviation=dev,
+        _beta=_readonly(beta),
+        _tcol=_readonly(tcol),
+    )
+
+
+def _max_deviation(a: npt.NDArray[Any], z: _I64, data: bool) -> int:
+    """An upper bound of ``|a - z|``: from the dtype's range, or (``data=True``) from the values."""
+    if data:
+        lo, hi = int(a.min()), int(a.max())
+    else:
+        info = np.iinfo(a.dtype)
+        lo, hi = int(info.min), int(info.max)
+    return max(hi - int(z.min()), int(z.max()) - lo)
+
+
+def _batch_index(batch_shape: tuple[int, ...], batch: tuple[int, ...]) -> npt.NDArray[np.int64]:
+    """For every output batch (C order), the flat index of the operand batch it reads."""
+    idx = np.arange(math.prod(batch_shape), dtype=np.int64).reshape(batch_shape)
+    return np.ascontiguousarray(np.broadcast_to(idx, batch)).reshape(-1)
+
+
+def matmul_int(
+    lhs: npt.ArrayLike,
+    rhs: npt.ArrayLike | PackedRhs,
+    /,
+    *,
+    lhs_zero_point: npt.ArrayLike = 0,
+    rhs_zero_point: npt.ArrayLike = 0,
+    accumulator: Accumulator = Accumulator.INT32,
+    out: npt.NDArray[Any] | None = None,
+) -> npt.NDArray[np.signedinteger[Any]]:
+    """``refquant.matmul_int`` on the kernels: bit-identical results, the same errors, plus ``out=``.
+
+    ``rhs`` may be a ``PackedRhs`` from ``pack_rhs``; its zero point is the one given to ``pack_rhs``,
+    and ``rhs_zero_point`` must then be left at 0 or equal that zero point.
+
+    Method: the exact sum modulo 2**32 comes from the int32 kernels (zero points and the int8/uint8
+    offsets folded into per-row and per-column corrections); it is the exact sum, and so the result of
+    every accumulator, whenever ``K * max|lhs - zl| * max|rhs - zr| <= 2**31 - 1`` (checked from the
+    dtype ranges, then from the data).  Past that bound ``INT32_WRAP`` still uses the int32 kernels,
+    and the other accumulators sum term by term in int64 (saturating for ``INT32_SATURATE``), so
+    ``INT32`` raises ``UnpredictableError("accumulator_overflow")`` exactly where the spec does.
+    """
+    _check_accumulator(accumulator)
+    a = _operand(lhs, "lhs")
+    if isinstance(rhs, PackedRhs):
+        packed = rhs
+        if not (np.ndim(rhs_zero_point) == 0 and np.asarray(rhs_zero_point) == 0):
+            zgiven = _rhs_zero_point(rhs_zero_point, np.empty((packed.k, packed.n), packed.dtype), packed.dtype)
+            if not np.array_equal(
+                np.broadcast_to(zgiven, (packed.n,)), np.broadcast_to(packed.zero_point, (packed.n,))
+            ):
+                raise SpecError(
+                    "zero_point_shape_mismatch",
+                    "rhs_zero_point differs from the zero point the PackedRhs was packed with",
+                )
+        b_shape = packed.shape
+    else:
+        packed = None
+        b = _operand(rhs, "rhs")
+        b_shape = tuple(b.shape)
+    if a.ndim == 0 or len(b_shape) == 0:
+        raise SpecError("shape_mismatch", f"matmul_int needs operands of rank >= 1, got shapes {a.shape} and {b_shape}")
+    a2 = a.reshape(1, a.shape[0]) if a.ndim == 1 else a
+    b2_shape = (b_shape[0], 1) if len(b_shape) == 1 else b_shape
+    m, k = a2.shape[-2:]
+    k2, n = b2_shape[-2:]
+    if k != k2:
+        raise SpecError(
+            "shape_mismatch", f"inner dimensions differ: lhs shape {a.shape} has K={k}, rhs shape {b_shape} has K={k2}"
+        )
+    try:
+        batch = tuple(np.broadcast_shapes(a2.shape[:-2], b2_shape[:-2]))
+    except ValueError:
+        raise SpecError(
+            "shape_mismatch", f"batch dimensions of lhs {a.shape} and rhs {b_shape} do not broadcast"
+        ) from None
+    za = _lhs_zero_point(lhs_zero_point, a2, a.dtype)
+    if packed is None:
+        packed = pack_rhs(b, rhs_zero_point=rhs_zero_point)  # validates rhs_zero_point
+
+    out_shape = (*batch, m, n)
+    if a.ndim == 1:
+        out_shape = (*batch, n)
+    if len(b_shape) == 1:
+        out_shape = out_shape[:-1]
+    dtype = np.int64 if accumulator is Accumulator.INT64 else np.int32
+    res = _new_or_out(out, out_shape, dtype, (a, packed.data))
+    nb = math.prod(batch)
+    if res.size == 0:
+        return res
+    if k == 0:
+        res[...] = 0
+        return res
+
+    # Is the exact sum guaranteed to fit int32?  (Every partial sum is bounded by the same figure.)
+    dev_b = packed.max_deviation
+    fits = k * _max_deviation(a, za, data=False) * dev_b <= _INT32_MAX
+    if not fits and accumulator is not Accumulator.INT32_WRAP:
+        fits = k * _max_deviation(a, za, data=True) * dev_b <= _INT32_MAX
+
+    a_batch = a2.shape[:-2]
+    b_batch = b2_shape[:-2]
+    ai = _batch_index(a_batch, batch)
+    bi = _batch_index(b_batch, batch)
+    a3 = a2.reshape(math.prod(a_batch), m, k).view(np.uint8)
+    flip = 128 if a.dtype == np.int8 else 0
+    alpha = np.ascontiguousarray(np.broadcast_to(za + flip, (*batch, m, 1)), dtype=np.int64).reshape(nb, m)
+    beta = packed._beta
+
+    if not fits and accumulator is not Accumulator.INT32_WRAP:
+        au = np.empty((a3.shape[0], m, k), np.uint8)
+        rsum = np.empty((a3.shape[0], m), np.int64)
+        _gemm.prepare_lhs(a3, flip, k, au, rsum)
+        exact = np.empty((nb, m, n), np.int64)
+        _gemm.centered_gemm(au, packed.unpack(), ai, bi, alpha, beta, accumulator is Accumulator.INT32_SATURATE, exact)
+        result = _finish(exact.reshape(out_shape), accumulator, "matmul_int")
+        res[...] = result
+        return res
+
+    vnni = packed.layout is KernelPath.VNNI
+    kp = ((k + 3) // 4) * 4 if vnni else k
+    need_rsum = bool(np.any(beta))
+    if flip == 0 and kp == k and a3.flags.c_contiguous:
+        au = a3
+        rsum = np.empty((a3.shape[0], m), np.int64)
+        if need_rsum:
+            _gemm.rowsum_u8(au, rsum)
+        else:
+            rsum[...] = 0
+    else:
+        au = np.empty((a3.shape[0], m, kp), np.uint8)
+        rsum = np.empty((a3.shape[0], m), np.int64)
+        _gemm.prepare_lhs(a3, flip, kp, au, rsum)
+
+    acc = res.reshape(nb, m, n) if dtype is np.int32 else np.empty((nb, m, n), np.int32)
+    serial = nb * m * n * k < parallel_threshold()
+    if vnni:
+        kern = _gemm.gemm_vnni_serial if serial else _gemm.gemm_vnni
+    else:
+        kern = _gemm.gemm_portable_serial if serial else _gemm.gemm_portable
+    kern(au, packed.data, ai, bi, rsum, alpha, beta, packed._tcol, acc)
+    if dtype is not np.int32:
+        res[...] = acc.reshape(out_shape)
+    return res
+
+
+# ==================================================================================================
+# quantize, dequantize, requantize (kernels in refquant.kernels.quant and refquant.kernels.requant)
+#
+# Validation: the options are resolved and the input converted by the spec's own helpers; whenever
+# a call would raise (a NaN under NanPolicy.RAISE, a reciprocal that overflows, a parameter shape
+# that does not fit, a code outside the format, an unpredictable requantization), or uses an option
+# without a kernel, the spec function itself is called with the same arguments: it raises the
+# spec's error, or (for the options without a kernel) computes the result, bit-identical by
+# construction.  On an error ``out`` may have been partly written.
+
+from refquant.kernels import quant as _kq  # noqa: E402
+from refquant.kernels import requant as _kr  # noqa: E402
+from refquant.spec import affine as _affine  # noqa: E402
+from refquant.spec import fixed_point as _fp  # noqa: E402
+from refquant.spec.affine import (  # noqa: E402
+    NanPolicy,
+    Precision,
+    Profile,
+    QuantParams,
+    ScaleApplication,
+    ZeroPointOrder,
+)
+from refquant.spec.fixed_point import RequantRounding  # noqa: E402
+from refquant.spec.formats import INT8, IntFormat  # noqa: E402
+from refquant.spec.granularity import (  # noqa: E402
+    PER_TENSOR,
+    Granularity,
+    PerAxis,
+    PerBlock,
+    PerTensor,
+    normalize_axis,
+    param_shape,
+)
+from refquant.spec.rounding import RoundingMode  # noqa: E402
+from refquant.spec.saturation import Overflow  # noqa: E402
+
+__all__ += ["dequantize", "quantize", "requantize"]
+
+_ROUNDING_CODE = {
+    RoundingMode.HALF_TO_EVEN: 0,
+    RoundingMode.HALF_AWAY_FROM_ZERO: 1,
+    RoundingMode.HALF_TOWARD_POSITIVE: 2,
+    RoundingMode.HALF_TOWARD_NEGATIVE: 3,
+    RoundingMode.HALF_TOWARD_ZERO: 4,
+    RoundingMode.TOWARD_ZERO: 5,
+    RoundingMode.TOWARD_POSITIVE: 6,
+    RoundingMode.TOWARD_NEGATIVE: 7,
+    RoundingMode.AWAY_FROM_ZERO: 8,
+    RoundingMode.HALF_TO_ODD: 9,
+}
+_ZORDER_CODE = {
+    ZeroPointOrder.AFTER_ROUNDING: 0,
+    ZeroPointOrder.BEFORE_ROUNDING: 1,
+    ZeroPointOrder.FUSED_MULTIPLY_ADD: 2,
+}
+_NAN_CODE = {NanPolicy.RAISE: 0, NanPolicy.TO_QMIN: 1, NanPolicy.TO_ZERO_POINT: 2}
+_REQUANT_CODE = {
+    RequantRounding.DOUBLE: 0,
+    RequantRounding.SINGLE: 1,
+    RequantRounding.FLOAT32: 2,
+    RequantRounding.FLOAT64: 3,
+}
+_CHUNK = 16384  # elements per work item
+_PARTS = 16  # parallel ranges per call
+_KERNEL_CODE_DTYPES = frozenset(
+    np.dtype(t) for t in (np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64)
+)
+
+
+def _serial_elements() -> int:
+    """Element count below which an elementwise kernel runs on the calling thread."""
+    return parallel_threshold() // 32
+
+
+def _signed_view(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """``a`` (integer codes) viewed as the signed integer type of the same width."""
+    return a.view(np.dtype(f"int{a.dtype.itemsize * 8}"))
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How a tensor of some shape is cut into rows and chunks and where each chunk finds its parameters."""
+
+    vector: bool  # parameters vary along a row (2-D parameter rows) instead of per chunk
+    rows: int
+    length: int
+    chunk: int
+    a: int  # scalar: pr;  vector: dv
+    b: int  # scalar: pc;  vector: nb
+    c: int  # scalar: block_chunks (0/1);  vector: bsz
+    param_shape: tuple[int, ...]  # the parameters reshaped for the kernel
+
+
+def _plan(shape: tuple[int, ...], granularity: Granularity) -> _Plan | None:
+    """The kernel layout for ``shape`` under ``granularity`` (``None``: not a kernel case)."""
+    n = math.prod(shape)
+    if isinstance(granularity, PerTensor):
+        return _Plan(False, 1, n, _CHUNK, 1, 1, 0, (1,))
+    ax = normalize_axis(granularity.axis, len(shape))
+    outer = math.prod(shape[:ax])
+    d = shape[ax]
+    inner = math.prod(shape[ax + 1 :])
+    if isinstance(granularity, PerAxis):
+        if inner > 1:
+            return _Plan(False, outer * d, inner, _CHUNK, d, 1, 0, (d,))
+        return _Plan(True, outer, d, _CHUNK, 1, 0, 1, (1, d))
+    if isinstance(granularity, PerBlock):
+        bs = granularity.block_size
+        nb = -(-d // bs)
+        if inner > 1:
+            return _Plan(True, outer * d, inner, _CHUNK, d, nb, bs, (outer * nb, inner))
+        return _Plan(False, outer, d, max(1, min(bs, d)), outer, nb, 1, (outer * nb,))
+    return None
+
+
+def _shape_fits(params_shape: tuple[int, ...], granularity: Granularity, shape: tuple[int, ...]) -> bool:
+    """Whether parameters of ``params_shape`` fit a tensor of ``shape`` (as ``expand_to`` checks)."""
+    try:
+        expected = param_shape(granularity, shape)
+    except SpecError:
+        return False
+    if isinstance(granularity, PerTensor):
+        return math.prod(params_shape) == 1 and len(params_shape) <= 1
+    return params_shape == expected
+
+
+def _spec_result(result: npt.NDArray[Any], out: npt.NDArray[Any] | None, inputs: tuple[Any, ...]) -> npt.NDArray[Any]:
+    """A spec function's result, returned as is or written into a checked ``out``."""
+    if out is None:
+        return result
+    target = _check_out(out, result.shape, result.dtype.type, inputs)
+    target[...] = result
+    return target
+
+
+def quantize(
+    x: npt.ArrayLike,
+    params: QuantParams,
+    /,
+    *,
+    profile: Profile | None = None,
+    rounding: RoundingMode | None = None,
+    scale_application: ScaleApplication | None = None,
+    zero_point_order: ZeroPointOrder | None = None,
+    overflow: Overflow | None = None,
+    nan_policy: NanPolicy | None = None,
+    precision: Precision | None = None,
+    uniform: npt.ArrayLike | None = None,
+    out: npt.NDArray[Any] | None = None,
+) -> npt.NDArray[np.integer[Any]]:
+    """``refquant.quantize`` on the kernels: bit-identical codes, the same errors, plus ``out=``.
+
+    Kernels cover per tensor, per axis and per block; both scale applications, every zero-point
+    order (the fused one as an exactly rounded float32 fma), every deterministic rounding mode,
+    saturation and wrap, every NaN policy, float32 and float64 precision, on float32 and float64
+    inputs (other dtypes are converted once, exactly as the spec converts them).  Calls with
+    ``RoundingMode.STOCHASTIC`` or ``uniform`` draws, and WRAP into a narrow-range format (an error),
+    run the spec function itself.  Profiles with cases resolve as in the spec (``Profile.resolve``).
+    """
+    overrides: dict[str, Any] = {
+        "rounding": rounding,
+        "scale_application": scale_application,
+        "zero_point_order": zero_point_order,
+        "overflow": overflow,
+        "nan_policy": nan_policy,
+        "precision": precision,
+    }
+
+    def spec() -> npt.NDArray[Any]:
+        return _spec_result(_affine.quantize(x, params, profile=profile, uniform=uniform, **overrides), out, (x,))
+
+    if not isinstance(params, QuantParams):
+        return spec()
+    opts = _affine._resolve(profile, overrides, params)
+    fmt = params.fmt
+    if (
+        uniform is not None
+        or opts.rounding not in _ROUNDING_CODE
+        or (opts.overflow is Overflow.WRAP and fmt.narrow_range)
+    ):
+        return spec()
+    cdt = opts.precision.dtype
+    arr = np.asarray(x)
+    native_ok = arr.dtype.kind == "f" and arr.dtype.isnative and arr.dtype.itemsize in (4, 8)
+    if native_ok and (arr.dtype == cdt or (cdt == np.float64 and arr.dtype == np.float32)):
+        xa = arr
+    else:
+        xa = _affine._real_input(arr, cdt)
+    shape = tuple(xa.shape)
+    if not _shape_fits(params.scale.shape, params.granularity, shape):
+        return spec()
+    plan = _plan(shape, params.granularity)
+    if plan is None:
+        return spec()
+    s = params.scale.astype(cdt)
+    if opts.scale_application is ScaleApplication.RECIPROCAL_MULTIPLY:
+        with np.errstate(over="ignore", divide="ignore"):
+            inv = cdt.type(1) / s
+        if not np.all(np.isfinite(inv)):
+            return spec()
+    else:
+        inv = s
+    zi = params.zero_point.astype(np.int64)
+    zf = zi.astype(np.float32 if opts.zero_point_order is ZeroPointOrder.FUSED_MULTIPLY_ADD else cdt)
+    res = _new_or_out(out, shape, fmt.storage_dtype.type, (x,))
+    if res.size == 0:
+        return res
+    xc = np.ascontiguousarray(xa).reshape(plan.rows, plan.length)
+    o2 = _signed_view(res).reshape(plan.rows, plan.length)
+    pshape = plan.param_shape
+    args = (
+        xc,
+        o2,
+        np.ascontiguousarray(s.reshape(pshape)),
+        np.ascontiguousarray(inv.reshape(pshape)),
+        np.ascontiguousarray(zf.reshape(pshape)),
+        np.ascontiguousarray(zi.reshape(pshape)),
+        np.array([0.0, 0.5, 1.0, 2.0**34], dtype=cdt),
+        plan.a,
+        plan.b,
+        bool(plan.c) if not plan.vector else plan.c,
+        plan.chunk,
+    )
+    codes = (
+        0 if opts.scale_application is ScaleApplication.DIVIDE else 1,
+        _ZORDER_CODE[opts.zero_point_order],
+        _ROUNDING_CODE[opts.rounding],
+        0 if opts.overflow is Overflow.SATURATE else 1,
+        _NAN_CODE[opts.nan_policy],
+        fmt.qmin,
+        fmt.qmax,
+        fmt.bits,
+    )
+    nw = plan.rows * -(-plan.length // plan.chunk)
+    if res.size < _serial_elements():
+        kern = _kq.quantize_vector_rows if plan.vector else _kq.quantize_scalar_rows
+        nans = kern(*args, 0, nw, *codes)
+    else:
+        kern = _kq.quantize_vector_rows_par if plan.vector else _kq.quantize_scalar_rows_par
+        nans = kern(*args, min(nw, _PARTS), *codes)
+    if nans and opts.nan_policy is NanPolicy.RAISE:
+        return spec()
+    return res
+
+
+def dequantize(
+    q: npt.ArrayLike, params: QuantParams, /, *, out: npt.NDArray[Any] | None = None
+) -> npt.NDArray[np.float32]:
+    """``refquant.dequantize`` on the kernels: bit-identical float32 values, the same errors, plus ``out=``.
+
+    Kernels cover every granularity and the code dtypes int8, uint8, int16, uint16, int32, uint32 and
+    int64 (any byte order and layout, made native and C-contiguous once); other dtypes run the spec.
+    """
+
+    def spec() -> npt.NDArray[Any]:
+        return _spec_result(_affine.dequantize(q, params), out, (q,))
+
+    if not isinstance(params, QuantParams):
+        return spec()
+    qa = np.asarray(q)
+    if qa.dtype.kind not in "iu" or qa.dtype.newbyteorder("=") not in _KERNEL_CODE_DTYPES:
+        return spec()
+    shape = tuple(qa.shape)
+    if not _shape_fits(params.scale.shape, params.granularity, shape):
+        return spec()
+    plan = _plan(shape, params.granularity)
+    if plan is None:
+        return spec()
+    res = _new_or_out(out, shape, np.float32, (q,))
+    if res.size == 0:
+        return res
+    qc = np.ascontiguousarray(qa, dtype=qa.dtype.newbyteorder("=")).reshape(plan.rows, plan.length)
+    o2 = res.reshape(plan.rows, plan.length)
+    s = np.ascontiguousarray(params.scale.reshape(plan.param_shape))
+    zi = np.ascontiguousarray(params.zero_point.astype(np.int64).reshape(plan.param_shape))
+    fmt = params.fmt
+    third = plan.c if plan.vector else bool(plan.c)
+    nw = plan.rows * -(-plan.length // plan.chunk)
+    if res.size < _serial_elements():
+        kern = _kq.dequantize_vector_rows if plan.vector else _kq.dequantize_scalar_rows
+        bad = kern(qc, o2, s, zi, plan.a, plan.b, third, plan.chunk, 0, nw, fmt.qmin, fmt.qmax)
+    else:
+        kern = _kq.dequantize_vector_rows_par if plan.vector else _kq.dequantize_scalar_rows_par
+        bad = kern(qc, o2, s, zi, plan.a, plan.b, third, plan.chunk, min(nw, _PARTS), fmt.qmin, fmt.qmax)
+    if bad:
+        return spec()
+    return res
+
+
+def requantize(
+    acc: npt.ArrayLike,
+    multiplier: npt.ArrayLike,
+    /,
+    *,
+    out_fmt: IntFormat = INT8,
+    out_zero_point: int = 0,
+    rounding: RequantRounding = RequantRounding.DOUBLE,
+    granularity: Granularity = PER_TENSOR,
+    activation_min: int | None = None,
+    activation_max: int | None = None,
+    out: npt.NDArray[Any] | None = None,
+) -> npt.NDArray[np.integer[Any]]:
+    """``refquant.spec.fixed_point.requantize`` on the kernels: bit-identical codes, the same errors, plus ``out=``.
+
+    Kernels cover every ``RequantRounding``, per tensor and per axis, for accumulators of dtype
+    int8, uint8, int16, uint16, int32, uint32 or int64; other inputs run the spec function.  The
+    fixed-point multipliers come from the spec's ``quantize_multiplier``.
+    """
+
+    def spec() -> npt.NDArray[Any]:
+        result = _fp.requantize(
+            acc,
+            multiplier,
+            out_fmt=out_fmt,
+            out_zero_point=out_zero_point,
+            rounding=rounding,
+            granularity=granularity,
+            activation_min=activation_min,
+            activation_max=activation_max,
+        )
+        return _spec_result(result, out, (acc,))
+
+    if not (
+        isinstance(rounding, RequantRounding)
+        and isinstance(out_fmt, IntFormat)
+        and isinstance(granularity, (PerTensor, PerAxis))
+    ):
+        return spec()
+    a = np.asarray(acc)
+    if a.dtype.kind not in "iu" or a.dtype.newbyteorder("=") not in _KERNEL_CODE_DTYPES:
+        return spec()
+    m = _fp._real_multipliers(multiplier)
+    shape = tuple(a.shape)
+    if not _shape_fits(m.shape, granularity, shape):
+        return spec()
+    bounds: list[int] = []
+    for value in (out_zero_point, activation_min, activation_max):
+        if value is None:
+            bounds.append(0)
+            continue
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, np.integer))
+            or not out_fmt.qmin <= int(value) <= out_fmt.qmax
+        ):
+            return spec()
+        bounds.append(int(value))
+    zp = bounds[0]
+    lo = out_fmt.qmin if activation_min is None else max(out_fmt.qmin, bounds[1])
+    hi = out_fmt.qmax if activation_max is None else min(out_fmt.qmax, bounds[2])
+    if lo > hi:
+        return spec()
+    plan = _plan(shape, granularity)
+    if plan is None:
+        return spec()
+    mflat = m.reshape(-1)
+    if rounding in (RequantRounding.DOUBLE, RequantRounding.SINGLE):
+        single = rounding is RequantRounding.SINGLE
+        pairs = [_fp.quantize_multiplier(float(v), single_rounding=single) for v in mflat]
+        qm = np.array([p.multiplier for p in pairs], dtype=np.int64)
+        em = np.array([p.shift for p in pairs], dtype=np.int64)
+        mf = np.zeros(mflat.shape, np.float64)
+    else:
+        ftype = np.float32 if rounding is RequantRounding.FLOAT32 else np.float64
+        with np.errstate(over="ignore"):
+            mf = mflat.astype(ftype).astype(np.float64)
+        if not np.all(np.isfinite(mf)):
+            return spec()
+        qm = np.zeros(mflat.shape, np.int64)
+        em = np.zeros(mflat.shape, np.int64)
+    res = _new_or_out(out, shape, out_fmt.storage_dtype.type, (acc,))
+    if res.size == 0:
+        return res
+    ac = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("=")).reshape(plan.rows, plan.length)
+    o2 = _signed_view(res).reshape(plan.rows, plan.length)
+    nw = plan.rows * -(-plan.length // plan.chunk)
+    mode = _REQUANT_CODE[rounding]
+    if res.size < _serial_elements():
+        bad = _kr.requantize_rows(ac, o2, qm, em, mf, plan.vector, plan.a, plan.chunk, 0, nw, mode, zp, lo, hi)
+    else:
+        bad = _kr.requantize_rows_par(
+            ac, o2, qm, em, mf, plan.vector, plan.a, plan.chunk, min(nw, _PARTS), mode, zp, lo, hi
+        )
+    if bad:
+        return spec()
+    return res
+
+
+# ==================================================================================================
+# conv2d: pack_conv_weight, PackedConvWeight, conv2d_int (kernels in refquant.kernels.conv)
+#
+# Implicit GEMM on a padded NHWC copy of the input (made once; NCHW input is transposed during that
+# copy, an uint8 NHWC input without padding is read in place); no im2col buffer: the VNNI tile walks
+# the kh*kw tap offsets itself.  The result is computed as NHWC int32 and written once to the
+# caller's layout.  Validation repeats the spec's conv2d_int checks in its order with its helpers.
+
+from collections.abc import Sequence  # noqa: E402
+
+import numba as _numba  # noqa: E402
+
+from refquant.kernels import conv as _conv  # noqa: E402
+from refquant.spec import integer_ops as _spec_ops  # noqa: E402
+from refquant.spec.integer_ops import Layout  # noqa: E402
+
+__all__ += ["Layout", "PackedConvWeight", "conv2d_int", "pack_conv_weight"]
+
+
+def _conv_wrap32(v: npt.NDArray[np.int64]) -> npt.NDArray[np.int32]:
+    """int64 values reduced modulo 2**32 into int32."""
+    return v.astype(np.int64).astype(np.uint64).astype(np.uint32).view(np.int32)
+
+
+# --- conv2d_int (implicit GEMM on NHWC; refquant.kernels.conv) ---------------------------------------------------
+
+
+class PackedConvWeight:
+    """Convolution weights packed once for ``conv2d_int`` (built by ``pack_conv_weight``).
+
+    Holds a private copy of the weight codes (so later changes to the caller's array do not leak in),
+    the layout and ``groups`` they were packed for, and the kernel operands: the VNNI panels
+    ``[groups, panels, K/4, 64, 4]`` int8 and the portable ``[groups, K, O/groups]`` int32 matrix, each
+    built on first use.  The zero point is not part of the packing: ``conv2d_int`` takes
+    ``w_zero_point`` as usual.  A ``PackedRhs`` from ``pack_rhs`` is a 2-D matrix without kernel size
+    or groups, so ``conv2d_int`` does not take one.
+    """
+
+    __slots__ = ("_bp", "_wt", "groups", "layout", "w", "wsum")
+
+    def __init__(self, w: npt.NDArray[Any], layout: Layout, groups: int) -> None:
+        self.w = w
+        self.layout = layout
+        self.groups = groups
+        self._bp: npt.NDArray[np.int8] | None = None
+        self._wt: npt.NDArray[np.int32] | None = None
+        ohwi = w if layout is Layout.NHWC else w.transpose(0, 2, 3, 1)
+        shifted = ohwi.astype(np.int64) - (128 if w.dtype == np.uint8 else 0)
+        self.wsum: npt.NDArray[np.int64] = shifted.reshape(w.shape[0], -1).sum(axis=1)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The shape of the weight codes, in ``layout``."""
+        return tuple(self.w.shape)
+
+    def _matrix(self) -> npt.NDArray[np.int8]:
+        """``[groups, KH*KW*Cg4, O/groups]`` int8: ``w'`` (weights as signed bytes), k ordered (kh, kw, c)."""
+        w = self.w
+        ohwi = w if self.layout is Layout.NHWC else w.transpose(0, 2, 3, 1)
+        o, kh, kw, cg = ohwi.shape
+        g = self.groups
+        ocg = o // g
+        cg4 = -(-cg // 4) * 4
+        shifted = (ohwi.astype(np.int16) - (128 if w.dtype == np.uint8 else 0)).astype(np.int8)
+        mat = np.zeros((g, kh, kw, cg4, ocg), np.int8)
+        mat[:, :, :, :cg, :] = shifted.reshape(g, ocg, kh, kw, cg).transpose(0, 2, 3, 4, 1)
+        return mat.reshape(g, kh * kw * cg4, ocg)
+
+    def vnni_panels(self) -> npt.NDArray[np.int8]:
+        """The VNNI operand ``[groups, panels, K/4, 64, 4]`` (built once)."""
+        if self._bp is None:
+            mat = self._matrix()
+            g, kp, ocg = mat.shape
+            panels = -(-ocg // 64)
+            wide = np.zeros((g, kp, panels * 64), np.int8)
+            wide[:, :, :ocg] = mat
+            self._bp = np.ascontiguousarray(wide.reshape(g, kp // 4, 4, panels, 64).transpose(0, 3, 1, 4, 2))
+        return self._bp
+
+    def portable_matrix(self) -> npt.NDArray[np.int32]:
+        """The portable and exact-path operand ``[groups, K, O/groups]`` int32 (built once)."""
+        if self._wt is None:
+            self._wt = np.ascontiguousarray(self._matrix().astype(np.int32))
+        return self._wt
+
+
+def pack_conv_weight(w: npt.ArrayLike, /, *, groups: int = 1, layout: Layout = Layout.NCHW) -> PackedConvWeight:
+    """Pack convolution weights (OIHW for ``Layout.NCHW``, OHWI for ``Layout.NHWC``) for ``conv2d_int``.
+
+    The packed weight replaces ``w`` in ``conv2d_int`` calls with the same ``groups``; the call's
+    ``layout`` may differ from the packing layout.  Checks are those of ``conv2d_int`` on ``w``.
+    """
+    if not isinstance(layout, Layout):
+        raise SpecError("invalid_option", f"layout must be a Layout, got {layout!r}")
+    wa = _spec_ops._operand(w, "w")
+    if wa.ndim != 4:
+        raise SpecError("shape_mismatch", f"conv2d_int needs a 4-D w, got shape {wa.shape}")
+    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
+        raise SpecError("invalid_groups", f"groups must be an int >= 1, got {groups!r}")
+    if wa.shape[0] % int(groups):
+        raise SpecError("invalid_groups", f"groups={groups} must divide the output channels ({wa.shape[0]})")
+    return PackedConvWeight(np.array(wa, copy=True, order="C"), layout, int(groups))
+
+
+def _conv_chunks(work: int, items: int) -> int:
+    """How many parallel chunks a conv call is split into (1 below the parallel threshold)."""
+    if work < parallel_threshold():
+        return 1
+    return max(1, min(items, 8 * int(_numba.get_num_threads())))
+
+
+def conv2d_int(
+    x: npt.ArrayLike,
+    w: npt.ArrayLike | PackedConvWeight,
+    /,
+    *,
+    x_zero_point: npt.ArrayLike = 0,
+    w_zero_point: npt.ArrayLike = 0,
+    stride: Sequence[int] = (1, 1),
+    padding: Sequence[int] = (0, 0, 0, 0),
+    dilation: Sequence[int] = (1, 1),
+    groups: int = 1,
+    layout: Layout = Layout.NCHW,
+    accumulator: Accumulator = Accumulator.INT32,
+    out: npt.NDArray[Any] | None = None,
+) -> npt.NDArray[Any]:
+    """``refquant.conv2d_int`` on the kernels: same arguments, result and errors, plus ``out=``.
+
+    ``w`` may be a ``PackedConvWeight`` (``pack_conv_weight``) packed with the same ``groups``.
+    ``out``: a C-contiguous array of the result's shape and dtype (int32, int64 for ``INT64``).
+
+    Dispatch: when ``K * max|x - zx| * max|w - zw| <= 2**31 - 1`` (``K = C/groups * kh * kw``) no sum
+    or partial sum can leave int32, so every accumulator equals the wrapping int32 implicit GEMM;
+    INT32_WRAP always uses it.  Otherwise INT64 and INT32 use an exact int64 kernel (INT32 then raises
+    where the spec raises) and INT32_SATURATE a kernel that saturates after every multiply-add in
+    the spec's (kh, kw, c) order.
+    """
+    packed = w if isinstance(w, PackedConvWeight) else None
+    if packed is not None:
+        if not isinstance(layout, Layout):
+            raise SpecError("invalid_option", f"layout must be a Layout, got {layout!r}")
+        if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or int(groups) != packed.groups:
+            raise SpecError(
+                "invalid_groups", f"groups={groups!r} differs from the packed weight's groups={packed.groups}"
+            )
+        wv = packed.w
+        if packed.layout is not layout:
+            wv = wv.transpose(0, 2, 3, 1) if layout is Layout.NHWC else wv.transpose(0, 3, 1, 2)
+    else:
+        wv = w  # type: ignore[assignment]
+    p = _spec_ops._conv_args(x, wv, x_zero_point, w_zero_point, stride, padding, dilation, groups, layout, accumulator)
+    xa, wa = p.x, p.w
+    n_, _c, h, wd = p.nchw
+    o, cg, kh, kw = p.oihw
+    g = p.groups
+    ocg = o // g
+    sh, sw = p.stride
+    dh, dw = p.dilation
+    pt, pb, pl, pr = p.padding
+    oh, ow = p.out_hw
+    out_shape = (n_, o, oh, ow) if layout is Layout.NCHW else (n_, oh, ow, o)
+    out_dtype = np.dtype(np.int64) if accumulator is Accumulator.INT64 else np.dtype(np.int32)
+    if out is not None:
+        _check_out(out, out_shape, out_dtype.type, (x, packed.w if packed is not None else wa))
+    if packed is None:
+        packed = PackedConvWeight(np.ascontiguousarray(wa), layout, g)
+
+    # x' = x XOR 0x80 for int8 (x + 128), zero point shifted alike; w' = w - 128 for uint8.
+    ox = 128 if xa.dtype == np.int8 else 0
+    ow_shift = 128 if wa.dtype == np.uint8 else 0
+    zx = int(p.zx) + ox
+    zw = np.broadcast_to(p.zw, (o,)).astype(np.int64) - ow_shift
+    k_real = cg * kh * kw
+    x_info = np.iinfo(xa.dtype)
+    w_info = np.iinfo(wa.dtype)
+    mx = max(int(p.zx) - int(x_info.min), int(x_info.max) - int(p.zx))
+    zw_orig = zw + ow_shift
+    mw = int(np.max(np.maximum(zw_orig - int(w_info.min), int(w_info.max) - zw_orig)))
+    fits = k_real * mx * mw <= _INT32_MAX
+
+    cg4 = -(-cg // 4) * 4
+    hp, wp = h + pt + pb, wd + pl + pr
+    cpix = g * cg4
+    xu = xa.view(np.uint8)
+    if layout is Layout.NHWC and cg == cg4 and ox == 0 and hp == h and wp == wd and xu.flags.c_contiguous:
+        xp = xu  # already the padded NHWC operand: read in place
+    else:
+        xp = np.empty((n_, hp, wp, cpix), np.uint8)
+        if cg == cg4 and xu.flags.c_contiguous:
+            dense = _conv.pad_nhwc_dense if layout is Layout.NHWC else _conv.pad_nchw_dense
+            dense(xu, ox, pt, pl, zx, xp)
+        else:
+            xv = xu.transpose(0, 2, 3, 1) if layout is Layout.NCHW else xu
+            _conv.to_padded_nhwc(xv, np.uint8(ox), pt, pl, np.uint8(zx), g, cg, cg4, xp)
+    taps_h = np.repeat(np.arange(kh, dtype=np.int64) * dh, kw)
+    taps_w = np.tile(np.arange(kw, dtype=np.int64) * dw, kh)
+    pixels = oh * ow
+
+    if fits or accumulator is Accumulator.INT32_WRAP:
+        segs = (taps_h * wp + taps_w) * cpix
+        use_rs = bool(np.any(zw != 0))
+        cs = np.zeros((n_, hp, wp, g) if use_rs else (1, 1, 1, 1), np.int32)
+        if use_rs:
+            _conv.channel_sums(xp, g, cg4, cs)
+        colinit = _conv_wrap32(k_real * zx * zw - zx * packed.wsum)
+        direct = layout is Layout.NHWC and out_dtype == np.int32
+        res = out if direct and out is not None else np.empty((n_, oh, ow, o), np.int32) if direct else None
+        acc = res.reshape(n_, pixels, o) if res is not None else np.empty((n_, pixels, o), np.int32)
+        macs = n_ * pixels * o * k_real
+        if kernel_path() is KernelPath.VNNI and ocg >= 16:
+            bp = packed.vnni_panels()
+            width = bp.shape[1] * 64
+            init = np.zeros((g, width), np.int32)
+            init[:, :ocg] = colinit.reshape(g, ocg)
+            wzp = np.zeros((g, width), np.int32)
+            wzp[:, :ocg] = zw.reshape(g, ocg)
+            items = n_ * g * bp.shape[1] * (-(-pixels // _conv.TILE_ROWS_VNNI))
+            nchunks = _conv_chunks(macs, items)
+            _conv.conv_vnni(
+                xp, bp, segs, taps_h, taps_w, oh, ow, sh, sw, g, cg4, ocg, init, wzp, cs, use_rs, nchunks, acc
+            )
+        else:
+            wt = packed.portable_matrix()
+            items = n_ * g * (-(-pixels // _conv.TILE_ROWS_PORTABLE))
+            nchunks = _conv_chunks(macs, items)
+            init = colinit.reshape(g, ocg)
+            wzp = zw.astype(np.int32).reshape(g, ocg)
+            _conv.conv_portable(
+                xp, wt, segs, taps_h, taps_w, oh, ow, sh, sw, g, cg, cg4, init, wzp, cs, use_rs, nchunks, acc
+            )
+        if res is not None:
+            return res
+        result = out if out is not None else np.empty(out_shape, out_dtype)
+        dst = (
+            result.reshape(n_, pixels, o) if layout is Layout.NHWC else result.reshape(n_, o, pixels).transpose(0, 2, 1)
+        )
+        _conv.nhwc_to_out(acc, dst)
+        return result
+
+    exact = np.empty((n_, pixels, o), np.int64)
+    saturate = accumulator is Accumulator.INT32_SATURATE
+    wt = packed.portable_matrix()
+    _conv.conv_exact(xp, wt, taps_h, taps_w, oh, ow, sh, sw, g, cg, cg4, zx, zw.reshape(g, ocg), False, saturate, exact)
+    full = exact.reshape(n_, oh, ow, o)
+    if layout is Layout.NCHW:
+        full = full.transpose(0, 3, 1, 2)
+    finished = _spec_ops._finish(np.ascontiguousarray(full), accumulator, "conv2d_int")
+    if out is None:
+        return finished
+    np.copyto(out, finished)
+    return out

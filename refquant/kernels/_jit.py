@@ -1,0 +1,113 @@
+"""The single place where refquant imports Numba, and the fixed compile options of every kernel.
+
+Every kernel is compiled with ``cache=True`` (compiled code is kept in ``NUMBA_CACHE_DIR`` and reused
+across processes) and with Numba's default IEEE floating-point semantics: no fast-math flags, ever,
+because a reference implementation must not let the compiler reassociate or contract arithmetic.
+
+This module also answers the two run-time questions the dispatch needs:
+
+* which kernel family to use (``kernel_path()``): the AVX-512 VNNI micro-kernel when the host CPU
+  reports ``avx512vnni`` (llvmlite's host features), the portable register-tiled kernels otherwise;
+  the environment variable ``REFQUANT_KERNELS=portable`` or ``set_kernel_path(KernelPath.PORTABLE)``
+  forces the portable family whatever the CPU;
+* from how much work a parallel call pays for itself (``parallel_threshold()``): Numba's ``omp``
+  threading layer costs a few microseconds per parallel region, ``workqueue`` about a hundred, so
+  small problems run serially and the threshold depends on the layer actually in use.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from collections.abc import Callable
+from typing import Any
+
+import numba
+from llvmlite import binding as _llvm_binding
+
+__all__ = [
+    "KernelPath",
+    "host_has_avx512vnni",
+    "kernel_path",
+    "njit",
+    "njit_parallel",
+    "parallel_threshold",
+    "set_kernel_path",
+    "threading_layer",
+]
+
+_OPTIONS: dict[str, Any] = {"cache": True, "nogil": True, "error_model": "numpy", "boundscheck": False}
+
+
+def njit(func: Callable[..., Any]) -> Any:
+    """Compile ``func`` serially with the fixed options (``cache=True``, IEEE semantics)."""
+    return numba.njit(**_OPTIONS)(func)
+
+
+def njit_parallel(func: Callable[..., Any]) -> Any:
+    """Compile ``func`` with ``parallel=True`` (its ``prange`` loops run on Numba's thread pool)."""
+    return numba.njit(parallel=True, **_OPTIONS)(func)
+
+
+class KernelPath(enum.Enum):
+    """The kernel family a call runs on."""
+
+    VNNI = "vnni"
+    PORTABLE = "portable"
+
+
+_FEATURES: dict[str, bool] | None = None
+
+
+def host_has_avx512vnni() -> bool:
+    """True when llvmlite reports ``avx512vnni`` (and ``avx512bw``) for the host CPU."""
+    global _FEATURES
+    if _FEATURES is None:
+        _FEATURES = {k: bool(v) for k, v in _llvm_binding.get_host_cpu_features().items()}
+    return _FEATURES.get("avx512vnni", False) and _FEATURES.get("avx512bw", False)
+
+
+_FORCED: KernelPath | None = None
+
+
+def set_kernel_path(path: KernelPath | None, /) -> None:
+    """Force a kernel family for the rest of the process (``None`` returns to automatic dispatch).
+
+    Forcing ``KernelPath.VNNI`` on a CPU without AVX-512 VNNI raises ``RuntimeError``.
+    """
+    global _FORCED
+    if path is KernelPath.VNNI and not host_has_avx512vnni():
+        raise RuntimeError("this CPU has no AVX-512 VNNI (llvmlite host features)")
+    _FORCED = path
+
+
+def kernel_path() -> KernelPath:
+    """The kernel family in use: forced by ``set_kernel_path``, then ``REFQUANT_KERNELS``, then the CPU."""
+    if _FORCED is not None:
+        return _FORCED
+    env = os.environ.get("REFQUANT_KERNELS", "").strip().lower()
+    if env == KernelPath.PORTABLE.value:
+        return KernelPath.PORTABLE
+    if env not in ("", "auto", KernelPath.VNNI.value):
+        raise RuntimeError(f"REFQUANT_KERNELS must be 'portable', 'vnni' or 'auto', got {env!r}")
+    return KernelPath.VNNI if host_has_avx512vnni() else KernelPath.PORTABLE
+
+
+def threading_layer() -> str | None:
+    """Numba's threading layer once a parallel kernel has run in this process (``None`` before)."""
+    try:
+        return str(numba.threading_layer())  # type: ignore[attr-defined]
+    except ValueError:
+        return None
+
+
+def parallel_threshold() -> int:
+    """Multiply-accumulate count below which a GEMM runs serially.
+
+    With ``omp`` (or ``tbb``) a parallel region costs about 3 microseconds, the time of about
+    2**22 int8 multiply-accumulates on the VNNI kernel; with ``workqueue`` it costs about 120
+    microseconds, so only problems 32 times larger are worth splitting.  Before the first parallel
+    call the layer is unknown and the ``omp`` figure is used.
+    """
+    layer = threading_layer()
+    return 1 << 27 if layer == "workqueue" else 1 << 21

@@ -1,0 +1,347 @@
+"""INT8 GEMM kernels: operand preparation, weight packing, the VNNI and portable drivers, exact paths.
+
+Arithmetic (every kernel here, whatever the operand types):
+
+* ``Au = A + oa`` is the lhs as unsigned bytes (``oa = 128`` for int8, where ``A + 128 == A XOR 0x80``
+  on the byte, ``oa = 0`` for uint8);
+* ``Bs = B - cb`` is the rhs as signed bytes (``cb = 128`` for uint8, where ``B - 128 == B XOR 0x80``,
+  ``cb = 0`` for int8);
+* with ``alpha_i = oa + za_i`` and ``beta_j = cb - zb_j``::
+
+      sum_k (A_ik - za_i)(B_kj - zb_j) = sum_k Au_ik Bs_kj + beta_j rowsum(Au)_i - alpha_i (colsum(Bs)_j + beta_j K)
+
+  The fast kernels evaluate the first term with int32 wrap-around (``vpdpbusd`` or the portable
+  tile) and write ``beta_j rowsum_i - alpha_i tcol_j`` (``tcol_j = colsum_j + beta_j K``) as the
+  starting accumulator, so the result is the exact sum modulo 2**32: the exact value whenever it
+  fits int32.  ``centered_gemm`` computes ``sum_k (Au_ik - alpha_i)(Bs_kj + beta_j)`` term by term
+  in int64, exactly or saturating to int32 after every multiply-add, for the accumulators that
+  need it.
+
+Batch dimensions are flattened: ``ai[b]`` / ``bi[b]`` give the lhs / rhs batch of output batch ``b``
+(np.matmul broadcasting is resolved by the caller).  No validation happens here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from refquant.kernels._jit import njit, njit_parallel
+from refquant.kernels.vnni import MR, NR, tile_1x64, tile_2x64, tile_3x64, tile_4x64, tile_5x64, tile_6x64
+
+__all__ = [
+    "PR",
+    "centered_gemm",
+    "gemm_portable",
+    "gemm_portable_serial",
+    "gemm_vnni",
+    "gemm_vnni_serial",
+    "pack_rhs_portable",
+    "pack_rhs_vnni",
+    "prepare_lhs",
+    "rowsum_u8",
+    "unpack_portable",
+    "unpack_vnni",
+]
+
+PR = 4
+"""Rows and columns of the portable register tile (4 x 4 outputs, 16 accumulators)."""
+
+
+# --------------------------------------------------------------------------------------------------
+# operand preparation
+
+
+@njit
+def prepare_lhs(a, flip, kp, au, rsum):  # type: ignore[no-untyped-def]
+    """``au[b, i, :K] = a[b, i, :] XOR flip`` (zero-padded to ``kp`` columns) and ``rsum[b, i] = sum(au[b, i])``.
+
+    ``a`` is a 3-D uint8 view of the lhs (any strides), ``flip`` 0 or 128.
+    """
+    nb, m, k = a.shape
+    fx = np.uint8(flip)
+    for b in range(nb):
+        for i in range(m):
+            row = au[b, i]
+            s = np.int64(0)
+            for c in range(k):
+                v = a[b, i, c] ^ fx
+                row[c] = v
+                s += np.int64(v)
+            for c in range(k, kp):
+                row[c] = 0
+            rsum[b, i] = s
+
+
+@njit
+def rowsum_u8(a, rsum):  # type: ignore[no-untyped-def]
+    """``rsum[b, i] = sum(a[b, i, :])`` for a 3-D uint8 array."""
+    nb, m, k = a.shape
+    for b in range(nb):
+        for i in range(m):
+            row = a[b, i]
+            s = np.int64(0)
+            for c in range(k):
+                s += np.int64(row[c])
+            rsum[b, i] = s
+
+
+@njit
+def pack_rhs_vnni(bu, flip, bp, colsum):  # type: ignore[no-untyped-def]
+    """Pack ``Bs = bu XOR flip`` (3-D uint8 view ``(nb, K, N)``) into 64-column panels ``[K/4][64][4]``.
+
+    ``bp`` is ``(nb, ceil(N/64), kq * 256)`` int8, ``colsum`` ``(nb, N)`` int64 receives ``sum_k Bs``.
+    """
+    nb, k, n = bu.shape
+    fx = np.uint8(flip)
+    bp[:] = 0
+    for b in range(nb):
+        for j in range(n):
+            colsum[b, j] = 0
+        for kk in range(k):
+            q = kk >> 2
+            r = kk & 3
+            for j in range(n):
+                v = np.int8(bu[b, kk, j] ^ fx)
+                bp[b, j >> 6, q * 256 + (j & 63) * 4 + r] = v
+                colsum[b, j] += np.int64(v)
+
+
+@njit
+def unpack_vnni(bp, k, n, bs):  # type: ignore[no-untyped-def]
+    """Inverse of ``pack_rhs_vnni``: ``bs[b, k, j] = Bs`` (int8, ``(nb, K, N)``)."""
+    nb = bp.shape[0]
+    for b in range(nb):
+        for kk in range(k):
+            q = kk >> 2
+            r = kk & 3
+            for j in range(n):
+                bs[b, kk, j] = bp[b, j >> 6, q * 256 + (j & 63) * 4 + r]
+
+
+@njit
+def pack_rhs_portable(bu, flip, bt, colsum):  # type: ignore[no-untyped-def]
+    """``bt[b, j, k] = Bs[b, k, j]`` (int8, ``(nb, ceil(N/4)*4, K)``, padding rows zero) and the column sums."""
+    nb, k, n = bu.shape
+    fx = np.uint8(flip)
+    bt[:] = 0
+    for b in range(nb):
+        for j in range(n):
+            colsum[b, j] = 0
+        for kk in range(k):
+            for j in range(n):
+                v = np.int8(bu[b, kk, j] ^ fx)
+                bt[b, j, kk] = v
+                colsum[b, j] += np.int64(v)
+
+
+@njit
+def unpack_portable(bt, k, n, bs):  # type: ignore[no-untyped-def]
+    """Inverse of ``pack_rhs_portable``."""
+    nb = bt.shape[0]
+    for b in range(nb):
+        for kk in range(k):
+            for j in range(n):
+                bs[b, kk, j] = bt[b, j, kk]
+
+
+# --------------------------------------------------------------------------------------------------
+# VNNI driver: one task = one (batch, 64-column panel, 6-row group) tile over the whole K
+
+
+@njit
+def _init_row(dst, rr, al, beta, tcol):  # type: ignore[no-untyped-def]
+    """``dst[c] = beta[c] * rr - al * tcol[c]`` (int64 arithmetic, stored modulo 2**32)."""
+    for c in range(dst.shape[0]):
+        dst[c] = beta[c] * rr - al * tcol[c]
+
+
+@njit
+def _run_tile(rows, a_addr, kp, b_addr, kq, c_addr, ldc):  # type: ignore[no-untyped-def]
+    """The VNNI tile of ``rows`` (1..6) rows x 64 columns."""
+    if rows == 6:
+        tile_6x64(a_addr, kp, b_addr, kq, c_addr, ldc)
+    elif rows == 5:
+        tile_5x64(a_addr, kp, b_addr, kq, c_addr, ldc)
+    elif rows == 4:
+        tile_4x64(a_addr, kp, b_addr, kq, c_addr, ldc)
+    elif rows == 3:
+        tile_3x64(a_addr, kp, b_addr, kq, c_addr, ldc)
+    elif rows == 2:
+        tile_2x64(a_addr, kp, b_addr, kq, c_addr, ldc)
+    else:
+        tile_1x64(a_addr, kp, b_addr, kq, c_addr, ldc)
+
+
+@njit
+def _vnni_task(t, au, bp, ai, bi, rsum, alpha, beta, tcol, out):  # type: ignore[no-untyped-def]
+    _, m, n = out.shape
+    kp = au.shape[2]
+    kq = kp // 4
+    np_ = bp.shape[1]
+    mg = (m + MR - 1) // MR
+    g = t % mg
+    rest = t // mg
+    p = rest % np_
+    b = rest // np_
+    i0 = g * MR
+    rows = min(MR, m - i0)
+    j0 = p * NR
+    cols = min(NR, n - j0)
+    ba = ai[b]
+    bb = bi[b]
+    a_addr = np.int64(au.ctypes.data) + (ba * m + i0) * kp
+    b_addr = np.int64(bp.ctypes.data) + (bb * np_ + p) * (kq * 256)
+    if cols == NR:
+        for r in range(rows):
+            i = i0 + r
+            _init_row(out[b, i, j0 : j0 + NR], rsum[ba, i], alpha[b, i], beta[bb, j0 : j0 + NR], tcol[bb, j0 : j0 + NR])
+        c_addr = np.int64(out.ctypes.data) + ((b * m + i0) * n + j0) * 4
+        _run_tile(rows, a_addr, kp, b_addr, kq, c_addr, n)
+    else:  # the last, partial panel: through a 6 x 64 scratch tile
+        tile = np.empty((MR, NR), dtype=np.int32)
+        for r in range(rows):
+            i = i0 + r
+            _init_row(tile[r, :cols], rsum[ba, i], alpha[b, i], beta[bb, j0:n], tcol[bb, j0:n])
+        _run_tile(rows, a_addr, kp, b_addr, kq, np.int64(tile.ctypes.data), NR)
+        for r in range(rows):
+            out[b, i0 + r, j0:n] = tile[r, :cols]
+
+
+@njit_parallel
+def gemm_vnni(au, bp, ai, bi, rsum, alpha, beta, tcol, out):  # type: ignore[no-untyped-def]
+    """``out = Au @ Bs + corrections`` modulo 2**32 on the VNNI tile, tasks split over Numba's threads."""
+    nb, m, _ = out.shape
+    ntasks = nb * bp.shape[1] * ((m + MR - 1) // MR)
+    for t in prange(ntasks):
+        _vnni_task(t, au, bp, ai, bi, rsum, alpha, beta, tcol, out)
+
+
+@njit
+def gemm_vnni_serial(au, bp, ai, bi, rsum, alpha, beta, tcol, out):  # type: ignore[no-untyped-def]
+    """``gemm_vnni`` on the calling thread (small problems)."""
+    nb, m, _ = out.shape
+    ntasks = nb * bp.shape[1] * ((m + MR - 1) // MR)
+    for t in range(ntasks):
+        _vnni_task(t, au, bp, ai, bi, rsum, alpha, beta, tcol, out)
+
+
+# --------------------------------------------------------------------------------------------------
+# portable driver: one task = one (batch, 4-row block, 4-column block) register tile over the whole K
+
+
+@njit
+def _portable_task(t, au, bt, ai, bi, rsum, alpha, beta, tcol, out):  # type: ignore[no-untyped-def]
+    _, m, n = out.shape
+    k = au.shape[2]
+    nbk = bt.shape[1] // PR
+    mbk = (m + PR - 1) // PR
+    cb = t % nbk
+    rest = t // nbk
+    rb = rest % mbk
+    b = rest // mbk
+    ba = ai[b]
+    bb = bi[b]
+    i0 = rb * PR
+    j0 = cb * PR
+    a0 = au[ba, min(i0, m - 1)]
+    a1 = au[ba, min(i0 + 1, m - 1)]
+    a2 = au[ba, min(i0 + 2, m - 1)]
+    a3 = au[ba, min(i0 + 3, m - 1)]
+    b0 = bt[bb, j0]
+    b1 = bt[bb, j0 + 1]
+    b2 = bt[bb, j0 + 2]
+    b3 = bt[bb, j0 + 3]
+    c00 = c01 = c02 = c03 = np.int32(0)
+    c10 = c11 = c12 = c13 = np.int32(0)
+    c20 = c21 = c22 = c23 = np.int32(0)
+    c30 = c31 = c32 = c33 = np.int32(0)
+    for kk in range(k):
+        x0 = np.int32(a0[kk])
+        x1 = np.int32(a1[kk])
+        x2 = np.int32(a2[kk])
+        x3 = np.int32(a3[kk])
+        y0 = np.int32(b0[kk])
+        y1 = np.int32(b1[kk])
+        y2 = np.int32(b2[kk])
+        y3 = np.int32(b3[kk])
+        c00 = np.int32(c00 + x0 * y0)
+        c01 = np.int32(c01 + x0 * y1)
+        c02 = np.int32(c02 + x0 * y2)
+        c03 = np.int32(c03 + x0 * y3)
+        c10 = np.int32(c10 + x1 * y0)
+        c11 = np.int32(c11 + x1 * y1)
+        c12 = np.int32(c12 + x1 * y2)
+        c13 = np.int32(c13 + x1 * y3)
+        c20 = np.int32(c20 + x2 * y0)
+        c21 = np.int32(c21 + x2 * y1)
+        c22 = np.int32(c22 + x2 * y2)
+        c23 = np.int32(c23 + x2 * y3)
+        c30 = np.int32(c30 + x3 * y0)
+        c31 = np.int32(c31 + x3 * y1)
+        c32 = np.int32(c32 + x3 * y2)
+        c33 = np.int32(c33 + x3 * y3)
+    acc = np.empty((PR, PR), dtype=np.int64)
+    acc[0, 0], acc[0, 1], acc[0, 2], acc[0, 3] = c00, c01, c02, c03
+    acc[1, 0], acc[1, 1], acc[1, 2], acc[1, 3] = c10, c11, c12, c13
+    acc[2, 0], acc[2, 1], acc[2, 2], acc[2, 3] = c20, c21, c22, c23
+    acc[3, 0], acc[3, 1], acc[3, 2], acc[3, 3] = c30, c31, c32, c33
+    for r in range(min(PR, m - i0)):
+        rr = rsum[ba, i0 + r]
+        al = alpha[b, i0 + r]
+        for c in range(min(PR, n - j0)):
+            out[b, i0 + r, j0 + c] = acc[r, c] + beta[bb, j0 + c] * rr - al * tcol[bb, j0 + c]
+
+
+@njit_parallel
+def gemm_portable(au, bt, ai, bi, rsum, alpha, beta, tcol, out):  # type: ignore[no-untyped-def]
+    """``out = Au @ Bs + corrections`` modulo 2**32 with 4 x 4 register tiles, split over Numba's threads."""
+    nb, m, _ = out.shape
+    ntasks = nb * ((m + PR - 1) // PR) * (bt.shape[1] // PR)
+    for t in prange(ntasks):
+        _portable_task(t, au, bt, ai, bi, rsum, alpha, beta, tcol, out)
+
+
+@njit
+def gemm_portable_serial(au, bt, ai, bi, rsum, alpha, beta, tcol, out):  # type: ignore[no-untyped-def]
+    """``gemm_portable`` on the calling thread (small problems)."""
+    nb, m, _ = out.shape
+    ntasks = nb * ((m + PR - 1) // PR) * (bt.shape[1] // PR)
+    for t in range(ntasks):
+        _portable_task(t, au, bt, ai, bi, rsum, alpha, beta, tcol, out)
+
+
+# --------------------------------------------------------------------------------------------------
+# exact and saturating paths: term by term in int64
+
+
+@njit_parallel
+def centered_gemm(au, bs, ai, bi, alpha, beta, saturate, out):  # type: ignore[no-untyped-def]
+    """``out[b, i, j] = sum_k (au[ai[b], i, k] - alpha[b, i]) * (bs[bi[b], k, j] + beta[bi[b], j])`` in int64.
+
+    With ``saturate`` the running sum is clamped to int32 after every multiply-add, k increasing.
+    ``out`` is int64 ``(nb, M, N)``; only the first ``bs.shape[1]`` (= K) columns of ``au`` are read.
+    """
+    nb, m, n = out.shape
+    k = bs.shape[1]
+    lo = np.int64(-2147483648)
+    hi = np.int64(2147483647)
+    for t in prange(nb * m):
+        b = t // m
+        i = t % m
+        ba = ai[b]
+        bb = bi[b]
+        al = alpha[b, i]
+        row = out[b, i]
+        row[:] = 0
+        bet = beta[bb]
+        for kk in range(k):
+            x = np.int64(au[ba, i, kk]) - al
+            bk = bs[bb, kk]
+            if saturate:
+                for j in range(n):
+                    v = row[j] + x * (np.int64(bk[j]) + bet[j])
+                    row[j] = min(max(v, lo), hi)
+            else:
+                for j in range(n):
+                    row[j] += x * (np.int64(bk[j]) + bet[j])
