@@ -112,6 +112,9 @@ class PackedRhs:
     max_deviation: int
     _beta: _I64
     _tcol: _I64
+    _need_rsum: bool
+    _beta32: npt.NDArray[np.int32]
+    _tcol32: npt.NDArray[np.int32]
 
     @property
     def k(self) -> int:
@@ -145,6 +148,26 @@ def _aligned_empty(shape: tuple[int, ...], dtype: type[np.generic], align: int =
     raw = np.empty(nbytes + align, np.uint8)
     offset = (-raw.ctypes.data) % align
     return raw[offset : offset + nbytes].view(dtype).reshape(shape)
+
+
+_SCRATCH = __import__("threading").local()
+
+
+def _scratch(name: str, shape: tuple[int, ...], dtype: type[np.generic]) -> npt.NDArray[Any]:
+    """A reusable, uninitialized, 64-byte aligned temporary of this thread (never returned to a caller).
+
+    Kernel temporaries (the shifted lhs, the padded NHWC input, ...) are kept per thread and name and
+    grown when needed, instead of being allocated on every call: a fresh multi-megabyte ``np.empty`` is
+    new memory from the OS each time, and its page faults cost as much as a small GEMM.
+    """
+    pool: dict[str, npt.NDArray[np.uint8]] | None = getattr(_SCRATCH, "pool", None)
+    if pool is None:
+        pool = _SCRATCH.pool = {}
+    nbytes = math.prod(shape) * np.dtype(dtype).itemsize
+    buf = pool.get(name)
+    if buf is None or buf.nbytes < nbytes:
+        buf = pool[name] = _aligned_empty((max(nbytes, 64),), np.uint8)
+    return buf[:nbytes].view(dtype).reshape(shape)
 
 
 def pack_rhs(rhs: npt.ArrayLike, /, *, rhs_zero_point: npt.ArrayLike = 0) -> PackedRhs:
@@ -189,21 +212,36 @@ def pack_rhs(rhs: npt.ArrayLike, /, *, rhs_zero_point: npt.ArrayLike = 0) -> Pac
         max_deviation=dev,
         _beta=_readonly(beta),
         _tcol=_readonly(tcol),
+        _need_rsum=bool(np.any(beta)),
+        _beta32=_readonly(_panel_padded32(beta)),  # modulo 2**32: the VNNI tile's column terms
+        _tcol32=_readonly(_panel_padded32(tcol)),
     )
+
+
+def _panel_padded32(v: _I64) -> npt.NDArray[np.int32]:
+    """``v`` (batch, N) modulo 2**32 as int32, zero-padded to whole 64-column panels."""
+    out = np.zeros((v.shape[0], -(-v.shape[1] // NR) * NR), np.int32)
+    out[:, : v.shape[1]] = v.astype(np.int32)  # C cast of int64 to int32: the value modulo 2**32
+    return out
+
+
+_CODE_RANGE = {np.dtype(np.int8): (-128, 127), np.dtype(np.uint8): (0, 255)}
+_NO_BATCH = np.zeros(1, np.int64)
+_NO_BATCH.setflags(write=False)
 
 
 def _max_deviation(a: npt.NDArray[Any], z: _I64, data: bool) -> int:
     """An upper bound of ``|a - z|``: from the dtype's range, or (``data=True``) from the values."""
-    if data:
-        lo, hi = int(a.min()), int(a.max())
-    else:
-        info = np.iinfo(a.dtype)
-        lo, hi = int(info.min), int(info.max)
+    lo, hi = (int(a.min()), int(a.max())) if data else _CODE_RANGE[a.dtype]
+    if z.ndim == 0:
+        return max(hi - int(z), int(z) - lo)
     return max(hi - int(z.min()), int(z.max()) - lo)
 
 
 def _batch_index(batch_shape: tuple[int, ...], batch: tuple[int, ...]) -> npt.NDArray[np.int64]:
     """For every output batch (C order), the flat index of the operand batch it reads."""
+    if not batch:
+        return _NO_BATCH
     idx = np.arange(math.prod(batch_shape), dtype=np.int64).reshape(batch_shape)
     return np.ascontiguousarray(np.broadcast_to(idx, batch)).reshape(-1)
 
@@ -234,7 +272,9 @@ def matmul_int(
     a = _operand(lhs, "lhs")
     if isinstance(rhs, PackedRhs):
         packed = rhs
-        if not (np.ndim(rhs_zero_point) == 0 and np.asarray(rhs_zero_point) == 0):
+        if not (type(rhs_zero_point) is int and rhs_zero_point == 0) and not (
+            np.ndim(rhs_zero_point) == 0 and np.asarray(rhs_zero_point) == 0
+        ):
             zgiven = _rhs_zero_point(rhs_zero_point, np.empty((packed.k, packed.n), packed.dtype), packed.dtype)
             if not np.array_equal(
                 np.broadcast_to(zgiven, (packed.n,)), np.broadcast_to(packed.zero_point, (packed.n,))
@@ -259,12 +299,17 @@ def matmul_int(
             "shape_mismatch", f"inner dimensions differ: lhs shape {a.shape} has K={k}, rhs shape {b_shape} has K={k2}"
         )
     try:
-        batch = tuple(np.broadcast_shapes(a2.shape[:-2], b2_shape[:-2]))
+        batch = (
+            tuple(np.broadcast_shapes(a2.shape[:-2], b2_shape[:-2])) if a2.ndim > 2 or len(b2_shape) > 2 else ()
+        )
     except ValueError:
         raise SpecError(
             "shape_mismatch", f"batch dimensions of lhs {a.shape} and rhs {b_shape} do not broadcast"
         ) from None
-    za = _lhs_zero_point(lhs_zero_point, a2, a.dtype)
+    if type(lhs_zero_point) is int and _CODE_RANGE[a.dtype][0] <= lhs_zero_point <= _CODE_RANGE[a.dtype][1]:
+        za = np.array(lhs_zero_point, np.int64)  # the common scalar case, valid: skip the general checks
+    else:
+        za = _lhs_zero_point(lhs_zero_point, a2, a.dtype)
     if packed is None:
         packed = pack_rhs(b, rhs_zero_point=rhs_zero_point)  # validates rhs_zero_point
 
@@ -294,13 +339,16 @@ def matmul_int(
     bi = _batch_index(b_batch, batch)
     a3 = a2.reshape(math.prod(a_batch), m, k).view(np.uint8)
     flip = 128 if a.dtype == np.int8 else 0
-    alpha = np.ascontiguousarray(np.broadcast_to(za + flip, (*batch, m, 1)), dtype=np.int64).reshape(nb, m)
+    if za.ndim == 0:
+        alpha = np.full((nb, m), int(za) + flip, np.int64)
+    else:
+        alpha = np.ascontiguousarray(np.broadcast_to(za + flip, (*batch, m, 1)), dtype=np.int64).reshape(nb, m)
     beta = packed._beta
 
     if not fits and accumulator is not Accumulator.INT32_WRAP:
         au = np.empty((a3.shape[0], m, k), np.uint8)
         rsum = np.empty((a3.shape[0], m), np.int64)
-        _gemm.prepare_lhs(a3, flip, k, au, rsum)
+        _gemm.prepare_lhs(a3, flip, k, au, rsum, False)
         exact = np.empty((nb, m, n), np.int64)
         _gemm.centered_gemm(au, packed.unpack(), ai, bi, alpha, beta, accumulator is Accumulator.INT32_SATURATE, exact)
         result = _finish(exact.reshape(out_shape), accumulator, "matmul_int")
@@ -309,7 +357,7 @@ def matmul_int(
 
     vnni = packed.layout is KernelPath.VNNI
     kp = ((k + 3) // 4) * 4 if vnni else k
-    need_rsum = bool(np.any(beta))
+    need_rsum = packed._need_rsum
     if flip == 0 and kp == k and a3.flags.c_contiguous:
         au = a3
         rsum = np.empty((a3.shape[0], m), np.int64)
@@ -318,17 +366,20 @@ def matmul_int(
         else:
             rsum[...] = 0
     else:
-        au = np.empty((a3.shape[0], m, kp), np.uint8)
+        au = _scratch("gemm_lhs", (a3.shape[0], m, kp), np.uint8)
         rsum = np.empty((a3.shape[0], m), np.int64)
-        _gemm.prepare_lhs(a3, flip, kp, au, rsum)
+        # a large lhs is shifted on all threads (serially it cost ~10% of a 1024**3 GEMM on 2 threads)
+        prep = _gemm.prepare_lhs_par if a3.size >= 1 << 18 and nb * m * n * k >= parallel_threshold() else _gemm.prepare_lhs
+        prep(a3, flip, kp, au, rsum, need_rsum)
 
-    acc = res.reshape(nb, m, n) if dtype is np.int32 else np.empty((nb, m, n), np.int32)
+    acc = res.reshape(nb, m, n) if dtype is np.int32 else _scratch("gemm_acc", (nb, m, n), np.int32)
     serial = nb * m * n * k < parallel_threshold()
     if vnni:
         kern = _gemm.gemm_vnni_serial if serial else _gemm.gemm_vnni
+        kern(au, packed.data, ai, bi, rsum.astype(np.int32), alpha.astype(np.int32), packed._beta32, packed._tcol32, acc)
     else:
         kern = _gemm.gemm_portable_serial if serial else _gemm.gemm_portable
-    kern(au, packed.data, ai, bi, rsum, alpha, beta, packed._tcol, acc)
+        kern(au, packed.data, ai, bi, rsum, alpha, beta, packed._tcol, acc)
     if dtype is not np.int32:
         res[...] = acc.reshape(out_shape)
     return res
@@ -760,7 +811,7 @@ class PackedConvWeight:
     or groups, so ``conv2d_int`` does not take one.
     """
 
-    __slots__ = ("_bp", "_wt", "groups", "layout", "w", "wsum")
+    __slots__ = ("_bp", "_cache", "_wt", "groups", "layout", "w", "wsum")
 
     def __init__(self, w: npt.NDArray[Any], layout: Layout, groups: int) -> None:
         self.w = w
@@ -768,6 +819,7 @@ class PackedConvWeight:
         self.groups = groups
         self._bp: npt.NDArray[np.int8] | None = None
         self._wt: npt.NDArray[np.int32] | None = None
+        self._cache: dict[tuple[Any, ...], tuple[Any, ...]] = {}  # per-call operands, keyed by geometry and zero points
         ohwi = w if layout is Layout.NHWC else w.transpose(0, 2, 3, 1)
         shifted = ohwi.astype(np.int64) - (128 if w.dtype == np.uint8 else 0)
         self.wsum: npt.NDArray[np.int64] = shifted.reshape(w.shape[0], -1).sum(axis=1)
@@ -798,7 +850,9 @@ class PackedConvWeight:
             panels = -(-ocg // 64)
             wide = np.zeros((g, kp, panels * 64), np.int8)
             wide[:, :, :ocg] = mat
-            self._bp = np.ascontiguousarray(wide.reshape(g, kp // 4, 4, panels, 64).transpose(0, 3, 1, 4, 2))
+            bp = _aligned_empty((g, panels, kp // 4, 64, 4), np.int8)  # 64-byte aligned: no split loads
+            bp[...] = wide.reshape(g, kp // 4, 4, panels, 64).transpose(0, 3, 1, 4, 2)
+            self._bp = bp
         return self._bp
 
     def portable_matrix(self) -> npt.NDArray[np.int32]:
@@ -824,6 +878,53 @@ def pack_conv_weight(w: npt.ArrayLike, /, *, groups: int = 1, layout: Layout = L
     if wa.shape[0] % int(groups):
         raise SpecError("invalid_groups", f"groups={groups} must divide the output channels ({wa.shape[0]})")
     return PackedConvWeight(np.array(wa, copy=True, order="C"), layout, int(groups))
+
+
+_CONV_ARGS_MEMO: dict[tuple[Any, ...], Any] = {}
+_NO_ARRAY = np.empty(0, np.int8)
+
+
+def _conv_args(
+    x: Any,
+    w: Any,
+    x_zero_point: Any,
+    w_zero_point: Any,
+    stride: Any,
+    padding: Any,
+    dilation: Any,
+    groups: Any,
+    layout: Any,
+    accumulator: Any,
+) -> Any:
+    """``refquant.spec.integer_ops._conv_args``, remembered for calls that passed it before.
+
+    The checks depend only on the operands' dtypes and shapes and on the options, so when all of
+    those are plain ints, tuples of ints and arrays, a call identical in them to one that passed
+    reuses its result (with this call's arrays); anything else, and every call that raises, runs
+    the spec's checks.  This saves about 25 microseconds per call.
+    """
+    key: tuple[Any, ...] | None = None
+    if (
+        type(x) is np.ndarray
+        and type(w) is np.ndarray
+        and type(x_zero_point) is int
+        and type(w_zero_point) is int
+        and type(groups) is int
+        and all(type(t) is tuple and all(type(v) is int for v in t) for t in (stride, padding, dilation))
+        and isinstance(layout, Layout)
+        and isinstance(accumulator, Accumulator)
+    ):
+        key = (x.dtype, x.shape, w.dtype, w.shape, x_zero_point, w_zero_point, stride, padding, dilation)
+        key += (groups, layout, accumulator)
+        hit = _CONV_ARGS_MEMO.get(key)
+        if hit is not None:
+            return hit._replace(x=x, w=w)
+    p = _spec_ops._conv_args(x, w, x_zero_point, w_zero_point, stride, padding, dilation, groups, layout, accumulator)
+    if key is not None:
+        if len(_CONV_ARGS_MEMO) >= 256:
+            _CONV_ARGS_MEMO.clear()
+        _CONV_ARGS_MEMO[key] = p._replace(x=_NO_ARRAY, w=_NO_ARRAY)  # keep no reference to the caller's arrays
+    return p
 
 
 def _conv_chunks(work: int, items: int) -> int:
@@ -872,7 +973,7 @@ def conv2d_int(
             wv = wv.transpose(0, 2, 3, 1) if layout is Layout.NHWC else wv.transpose(0, 3, 1, 2)
     else:
         wv = w  # type: ignore[assignment]
-    p = _spec_ops._conv_args(x, wv, x_zero_point, w_zero_point, stride, padding, dilation, groups, layout, accumulator)
+    p = _conv_args(x, wv, x_zero_point, w_zero_point, stride, padding, dilation, groups, layout, accumulator)
     xa, wa = p.x, p.w
     n_, _c, h, wd = p.nchw
     o, cg, kh, kw = p.oihw
@@ -895,11 +996,11 @@ def conv2d_int(
     zx = int(p.zx) + ox
     zw = np.broadcast_to(p.zw, (o,)).astype(np.int64) - ow_shift
     k_real = cg * kh * kw
-    x_info = np.iinfo(xa.dtype)
-    w_info = np.iinfo(wa.dtype)
-    mx = max(int(p.zx) - int(x_info.min), int(x_info.max) - int(p.zx))
+    x_lo, x_hi = _CODE_RANGE[xa.dtype]
+    w_lo, w_hi = _CODE_RANGE[wa.dtype]
+    mx = max(int(p.zx) - x_lo, x_hi - int(p.zx))
     zw_orig = zw + ow_shift
-    mw = int(np.max(np.maximum(zw_orig - int(w_info.min), int(w_info.max) - zw_orig)))
+    mw = max(int(zw_orig.max()) - w_lo, w_hi - int(zw_orig.min()))
     fits = k_real * mx * mw <= _INT32_MAX
 
     cg4 = -(-cg // 4) * 4
@@ -909,35 +1010,49 @@ def conv2d_int(
     if layout is Layout.NHWC and cg == cg4 and ox == 0 and hp == h and wp == wd and xu.flags.c_contiguous:
         xp = xu  # already the padded NHWC operand: read in place
     else:
-        xp = np.empty((n_, hp, wp, cpix), np.uint8)
+        xp = _scratch("conv_x", (n_, hp, wp, cpix), np.uint8)
         if cg == cg4 and xu.flags.c_contiguous:
             dense = _conv.pad_nhwc_dense if layout is Layout.NHWC else _conv.pad_nchw_dense
             dense(xu, ox, pt, pl, zx, xp)
         else:
             xv = xu.transpose(0, 2, 3, 1) if layout is Layout.NCHW else xu
             _conv.to_padded_nhwc(xv, np.uint8(ox), pt, pl, np.uint8(zx), g, cg, cg4, xp)
-    taps_h = np.repeat(np.arange(kh, dtype=np.int64) * dh, kw)
-    taps_w = np.tile(np.arange(kw, dtype=np.int64) * dw, kh)
     pixels = oh * ow
-
-    if fits or accumulator is Accumulator.INT32_WRAP:
+    vnni = kernel_path() is KernelPath.VNNI and ocg >= 16
+    # Operands that depend only on the weights, the geometry and the zero points: built once per packed weight.
+    key = (vnni, zx, zw.tobytes(), kh, kw, dh, dw, wp, cpix, k_real)
+    cached = packed._cache.get(key)
+    if cached is None:
+        taps_h = np.repeat(np.arange(kh, dtype=np.int64) * dh, kw)
+        taps_w = np.tile(np.arange(kw, dtype=np.int64) * dw, kh)
         segs = (taps_h * wp + taps_w) * cpix
         use_rs = bool(np.any(zw != 0))
-        cs = np.zeros((n_, hp, wp, g) if use_rs else (1, 1, 1, 1), np.int32)
-        if use_rs:
-            _conv.channel_sums(xp, g, cg4, cs)
         colinit = _conv_wrap32(k_real * zx * zw - zx * packed.wsum)
-        direct = layout is Layout.NHWC and out_dtype == np.int32
-        res = out if direct and out is not None else np.empty((n_, oh, ow, o), np.int32) if direct else None
-        acc = res.reshape(n_, pixels, o) if res is not None else np.empty((n_, pixels, o), np.int32)
-        macs = n_ * pixels * o * k_real
-        if kernel_path() is KernelPath.VNNI and ocg >= 16:
-            bp = packed.vnni_panels()
-            width = bp.shape[1] * 64
+        if vnni:
+            width = packed.vnni_panels().shape[1] * 64
             init = np.zeros((g, width), np.int32)
             init[:, :ocg] = colinit.reshape(g, ocg)
             wzp = np.zeros((g, width), np.int32)
             wzp[:, :ocg] = zw.reshape(g, ocg)
+        else:
+            init = colinit.reshape(g, ocg)
+            wzp = zw.astype(np.int32).reshape(g, ocg)
+        cached = (taps_h, taps_w, segs, use_rs, init, wzp)
+        if len(packed._cache) >= 16:
+            packed._cache.clear()
+        packed._cache[key] = cached
+    taps_h, taps_w, segs, use_rs, init, wzp = cached
+
+    if fits or accumulator is Accumulator.INT32_WRAP:
+        cs = np.zeros((n_, hp, wp, g) if use_rs else (1, 1, 1, 1), np.int32)
+        if use_rs:
+            _conv.channel_sums(xp, g, cg4, cs)
+        direct = layout is Layout.NHWC and out_dtype == np.int32
+        res = out if direct and out is not None else _aligned_empty((n_, oh, ow, o), np.int32) if direct else None
+        acc = res.reshape(n_, pixels, o) if res is not None else _scratch("conv_acc", (n_, pixels, o), np.int32)
+        macs = n_ * pixels * o * k_real
+        if vnni:
+            bp = packed.vnni_panels()
             items = n_ * g * bp.shape[1] * (-(-pixels // _conv.TILE_ROWS_VNNI))
             nchunks = _conv_chunks(macs, items)
             _conv.conv_vnni(
@@ -947,8 +1062,6 @@ def conv2d_int(
             wt = packed.portable_matrix()
             items = n_ * g * (-(-pixels // _conv.TILE_ROWS_PORTABLE))
             nchunks = _conv_chunks(macs, items)
-            init = colinit.reshape(g, ocg)
-            wzp = zw.astype(np.int32).reshape(g, ocg)
             _conv.conv_portable(
                 xp, wt, segs, taps_h, taps_w, oh, ow, sh, sw, g, cg, cg4, init, wzp, cs, use_rs, nchunks, acc
             )
@@ -973,3 +1086,405 @@ def conv2d_int(
         return finished
     np.copyto(out, finished)
     return out
+
+
+# ==================================================================================================
+# QLinear pipelines: qlinear_matmul, qlinear_conv (the GEMM / conv kernels, then the requantize kernels)
+#
+# Validation: the spec's own checks run in the spec's order up to the integer product and raise
+# directly.  The checks the spec makes only after the product (bias dtype and shape, multipliers,
+# activation bounds) are tested without raising; a call that fails one of them is handed to the spec
+# function itself, which raises whatever the spec raises first (an accumulator overflow can precede
+# them).  Then ``out`` is checked, the accumulators come from ``matmul_int`` / ``conv2d_int``
+# above under the call's ``accumulator`` (bit-identical to the spec, same overflow errors), the bias is
+# added in place under the same rule (in int32 after an int32 bound check; modulo 2**32 for INT32_WRAP;
+# clamped for INT32_SATURATE; in int64 for INT64), and the requantize kernel writes the codes straight
+# into the result.  INT64 accumulators that leave int32 are requantized by the spec's step (which also
+# raises its error for DOUBLE / SINGLE).  Where the kernel finds a requantization unpredictable, the
+# spec's requantization step runs on the same accumulators and raises the spec's error (``out`` may then have been partly written).  So an
+# invalid ``out`` is reported after every argument error and before any arithmetic (overflow) error.
+
+from refquant.spec import integer_ops as _qops  # noqa: E402
+
+__all__ += ["qlinear_conv", "qlinear_matmul"]
+
+
+def _fixed_point_multipliers(m: npt.NDArray[np.float64], single: bool) -> tuple[_I64, _I64]:
+    """``refquant.spec.fixed_point.quantize_multiplier`` of every element of ``m`` (finite, >= 0), vectorised.
+
+    Returns the multipliers and shifts as int64 arrays of ``m``'s shape.  ``frexp`` splits
+    ``m = f * 2**e`` with ``f`` in ``[1/2, 1)`` exactly; ``f * 2**31 < 2**31`` has at most 22 fraction
+    bits, so adding 1/2 and taking the floor is exact: round half away from zero, as ``std::round``.
+    """
+    frac, exp = np.frexp(np.asarray(m, np.float64))
+    q = np.floor(frac * 2.0**31 + 0.5).astype(np.int64)
+    e = exp.astype(np.int64)
+    carry = q == 2**31
+    q = np.where(carry, 2**30, q)
+    e = e + carry
+    flush = (frac == 0) | (e < -31)
+    q = np.where(flush, 0, q)
+    e = np.where(flush, 0, e)
+    if single:
+        clamp = e > 30
+        q = np.where(clamp, _INT32_MAX, q)
+        e = np.where(clamp, 30, e)
+    return np.ascontiguousarray(q), np.ascontiguousarray(e)
+
+
+def _multipliers_ok(m: npt.NDArray[np.float64], rounding: RequantRounding) -> bool:
+    """Whether the spec's ``requantize`` accepts the real multipliers ``m`` under ``rounding``."""
+    if not (np.all(np.isfinite(m)) and np.all(m >= 0)):
+        return False
+    if rounding is RequantRounding.FLOAT32:
+        with np.errstate(over="ignore"):
+            return bool(np.all(np.isfinite(m.astype(np.float32))))
+    return True
+
+
+def _activation_bounds(fmt: IntFormat, activation_min: object, activation_max: object) -> tuple[int, int] | None:
+    """The clamp bounds ``(lo, hi)`` the spec's ``requantize`` derives, or ``None`` where it would raise."""
+    lo, hi = fmt.qmin, fmt.qmax
+    for is_min, bound in ((True, activation_min), (False, activation_max)):
+        if bound is None:
+            continue
+        if isinstance(bound, bool) or not isinstance(bound, (int, np.integer)):
+            return None
+        b = int(bound)
+        if not fmt.qmin <= b <= fmt.qmax:
+            return None
+        lo, hi = (b, hi) if is_min else (lo, b)
+    return (lo, hi) if lo <= hi else None
+
+
+def _requantize_into(
+    acc: npt.NDArray[np.int32],
+    res: npt.NDArray[Any],
+    m: npt.NDArray[np.float64],
+    vector: bool,
+    rounding: RequantRounding,
+    zp: int,
+    lo: int,
+    hi: int,
+) -> int:
+    """Requantize the int32 rows ``acc`` (2-D, C-contiguous) into ``res`` (integer codes, the same 2-D shape).
+
+    ``m``: the real multipliers, one per row (cycled: row ``r`` uses ``m[r % len(m)]``) or, with
+    ``vector``, one per column.  Returns the number of elements the definition leaves unpredictable.
+    """
+    mflat = np.ascontiguousarray(m, dtype=np.float64).reshape(-1)
+    if rounding in (RequantRounding.DOUBLE, RequantRounding.SINGLE):
+        qm, em = _fixed_point_multipliers(mflat, rounding is RequantRounding.SINGLE)
+        mf = np.zeros(mflat.shape, np.float64)
+    else:
+        ftype = np.float32 if rounding is RequantRounding.FLOAT32 else np.float64
+        mf = mflat.astype(ftype).astype(np.float64)
+        qm = np.zeros(mflat.shape, np.int64)
+        em = np.zeros(mflat.shape, np.int64)
+    rows, length = acc.shape
+    o2 = _signed_view(res)
+    nw = rows * -(-length // _CHUNK)
+    mode = _REQUANT_CODE[rounding]
+    pr = 1 if vector else mflat.shape[0]
+    if res.size < _serial_elements():
+        return int(_kr.requantize_rows(acc, o2, qm, em, mf, vector, pr, _CHUNK, 0, nw, mode, zp, lo, hi))
+    return int(_kr.requantize_rows_par(acc, o2, qm, em, mf, vector, pr, _CHUNK, min(nw, _PARTS), mode, zp, lo, hi))
+
+
+def _packed_rhs_codes(packed: PackedRhs) -> npt.NDArray[Any]:
+    """The rhs codes a ``PackedRhs`` was packed from (its original shape and dtype)."""
+    bs = packed.unpack()  # rhs - 128 for uint8 codes, as signed bytes
+    codes = (bs.view(np.uint8) ^ np.uint8(0x80)) if packed.dtype == np.uint8 else bs
+    return codes.reshape(packed.shape)
+
+
+def qlinear_matmul(
+    a: npt.ArrayLike,
+    b: npt.ArrayLike | PackedRhs,
+    /,
+    *,
+    a_params: QuantParams,
+    b_params: QuantParams,
+    y_params: QuantParams,
+    rounding: RequantRounding = RequantRounding.FLOAT64,
+    multiplier_precision: Precision = Precision.FLOAT64,
+    accumulator: Accumulator = Accumulator.INT32,
+    out: npt.NDArray[Any] | None = None,
+) -> npt.NDArray[np.integer[Any]]:
+    """``refquant.qlinear_matmul`` on the kernels: bit-identical codes, the same errors, plus ``out=``.
+
+    ``b`` may be a ``PackedRhs`` from ``pack_rhs``.  Its zero point is part of the packing, so
+    ``b_params.zero_point`` must equal it (per column after broadcasting; else
+    ``SpecError("zero_point_shape_mismatch")``), and ``b_params.fmt`` must fit its dtype as for ``b``.
+    ``out``: a C-contiguous array of the result's shape and ``y_params.fmt.storage_dtype``.
+    """
+    _qops._check_rounding_options(rounding, multiplier_precision, accumulator)
+    ap = _qops._check_params(a_params, "a_params")
+    bp = _qops._check_params(b_params, "b_params")
+    yp = _qops._check_params(y_params, "y_params")
+    ac = _qops._operand(a, "a")
+    packed = b if isinstance(b, PackedRhs) else None
+    if not isinstance(b, PackedRhs):
+        bc = _qops._operand(b, "b")
+        b_memory: Any = bc
+    else:  # a stand-in of the packed rhs's shape and dtype that holds no memory
+        bc = np.broadcast_to(np.zeros((), b.dtype), b.shape)
+        b_memory = b.data
+    _qops._operand_params(ac, ap, "a", "a_params")
+    _qops._operand_params(bc, bp, "b", "b_params")
+    _qops._per_tensor(yp, "y_params")
+    per_row = _qops._is_per_axis(ap, ac.ndim, ac.ndim - 2, ac.shape[-2] if ac.ndim >= 2 else 0, "a_params", "row of a")
+    per_col = _qops._is_per_axis(bp, bc.ndim, bc.ndim - 1, bc.shape[-1] if bc.ndim else 0, "b_params", "column of b")
+    # matmul_int's checks, in its order: shapes, then the zero points
+    batch, m, _k, n = _qops._matmul_shapes(ac.shape, bc.shape)
+    a2 = ac.reshape(1, ac.shape[0]) if ac.ndim == 1 else ac
+    b2 = bc.reshape(bc.shape[0], 1) if bc.ndim == 1 else bc
+    za = _qops._scalar(ap.zero_point)
+    zb = _qops._scalar(bp.zero_point)
+    _qops._lhs_zero_point(za, a2, ac.dtype)
+    zb_checked = _qops._rhs_zero_point(zb, b2, bc.dtype)
+    if packed is not None and not np.array_equal(
+        np.broadcast_to(zb_checked, (n,)), np.broadcast_to(packed.zero_point, (n,))
+    ):
+        raise SpecError(
+            "zero_point_shape_mismatch",
+            f"b_params.zero_point {bp.zero_point.tolist()!r} differs from the zero point the PackedRhs was packed "
+            f"with ({packed.zero_point.tolist()!r})",
+        )
+
+    mult = _qops._real_multiplier(
+        ap.scale.reshape(-1, 1) if per_row else _qops._scalar(ap.scale),
+        bp.scale if per_col else _qops._scalar(bp.scale),
+        _qops._scalar(yp.scale),
+        multiplier_precision,
+    )
+    if not _multipliers_ok(mult, rounding):  # the spec raises, after any accumulator overflow
+        b_codes = bc if packed is None else _packed_rhs_codes(packed)
+        result = _qops.qlinear_matmul(
+            ac,
+            b_codes,
+            a_params=ap,
+            b_params=bp,
+            y_params=yp,
+            rounding=rounding,
+            multiplier_precision=multiplier_precision,
+            accumulator=accumulator,
+        )
+        return _spec_result(result, out, (ac, b_memory))
+
+    out_shape = (*batch, m, n) if ac.ndim >= 2 else (*batch, n)
+    if bc.ndim == 1:
+        out_shape = out_shape[:-1]
+    fmt = yp.fmt
+    res = _new_or_out(out, out_shape, fmt.storage_dtype.type, (ac, b_memory))
+    acc = np.empty(out_shape, np.int64 if accumulator is Accumulator.INT64 else np.int32)
+    matmul_int(
+        ac,
+        packed if packed is not None else bc,
+        lhs_zero_point=za,
+        rhs_zero_point=0 if packed is not None else zb,
+        accumulator=accumulator,
+        out=acc,
+    )
+    if res.size == 0:
+        return res
+    zp = int(_qops._scalar(yp.zero_point))
+    if acc.dtype == np.int64:  # Accumulator.INT64: the kernels take int32 accumulators
+        if int(acc.min()) < -(2**31) or int(acc.max()) > _INT32_MAX:  # the spec's step: its codes or its error
+            options64: dict[str, Any] = {"out_fmt": fmt, "out_zero_point": zp, "rounding": rounding}
+            res[...] = _qops._requantize_matmul(acc, mult, per_row, per_col, bc.ndim, options64)
+            return res
+        acc = acc.astype(np.int32)
+    if per_row and per_col:  # (..., M, N) with one multiplier per (row, column)
+        acc2, mv, vector = acc.reshape(-1, m * n), mult.reshape(-1), True
+    elif per_row and bc.ndim >= 2:  # (..., M, N): one multiplier per row of N
+        acc2, mv, vector = acc.reshape(-1, n), mult.reshape(-1), False
+    elif per_row or per_col:  # the last axis (M of a 1-D-b product, or N)
+        acc2, mv, vector = acc.reshape(-1, acc.shape[-1]), mult.reshape(-1), True
+    else:
+        acc2, mv, vector = acc.reshape(1, -1), mult.reshape(-1), False
+    bad = _requantize_into(acc2, res.reshape(acc2.shape), mv, vector, rounding, zp, fmt.qmin, fmt.qmax)
+    if bad:  # the spec's requantization step on the same accumulators raises the spec's error
+        options: dict[str, Any] = {"out_fmt": fmt, "out_zero_point": zp, "rounding": rounding}
+        res[...] = _qops._requantize_matmul(acc, mult, per_row, per_col, bc.ndim, options)
+    return res
+
+
+def qlinear_conv(
+    x: npt.ArrayLike,
+    w: npt.ArrayLike | PackedConvWeight,
+    /,
+    *,
+    x_params: QuantParams,
+    w_params: QuantParams,
+    y_params: QuantParams,
+    bias: npt.ArrayLike | None = None,
+    stride: Sequence[int] = (1, 1),
+    padding: Sequence[int] = (0, 0, 0, 0),
+    dilation: Sequence[int] = (1, 1),
+    groups: int = 1,
+    layout: Layout = Layout.NCHW,
+    rounding: RequantRounding = RequantRounding.FLOAT64,
+    activation_min: int | None = None,
+    activation_max: int | None = None,
+    multiplier_precision: Precision = Precision.FLOAT64,
+    accumulator: Accumulator = Accumulator.INT32,
+    out: npt.NDArray[Any] | None = None,
+) -> npt.NDArray[np.integer[Any]]:
+    """``refquant.qlinear_conv`` on the kernels: bit-identical codes, the same errors, plus ``out=``.
+
+    ``w`` may be a ``PackedConvWeight`` (``pack_conv_weight``) packed with the same ``groups``; its codes
+    stand for ``w`` (``w_params`` gives their scale and zero point, as for an array).  ``out``: a
+    C-contiguous array of the result's shape (the input's layout) and ``y_params.fmt.storage_dtype``.
+    """
+    _qops._check_rounding_options(rounding, multiplier_precision, accumulator)
+    _qops._check_layout(layout)
+    xp = _qops._check_params(x_params, "x_params")
+    wp = _qops._check_params(w_params, "w_params")
+    yp = _qops._check_params(y_params, "y_params")
+    xc = _qops._operand(x, "x")
+    packed = w if isinstance(w, PackedConvWeight) else None
+    if packed is not None:  # the packed codes, seen in the call's layout (as conv2d_int sees them)
+        wv: Any = packed.w
+        if packed.layout is not layout:
+            wv = wv.transpose(0, 2, 3, 1) if layout is Layout.NHWC else wv.transpose(0, 3, 1, 2)
+    else:
+        wv = w
+    wc = _qops._operand(wv, "w")
+    _qops._operand_params(xc, xp, "x", "x_params")
+    _qops._operand_params(wc, wp, "w", "w_params")
+    _qops._per_tensor(xp, "x_params")
+    _qops._per_tensor(yp, "y_params")
+    o = wc.shape[0] if wc.ndim else 0
+    per_channel = _qops._is_per_axis(wp, max(wc.ndim, 2), 0, o, "w_params", "output channel of w")
+    # conv2d_int's checks, in its order (for a packed weight, conv2d_int's groups check first)
+    if packed is not None and (
+        isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or int(groups) != packed.groups
+    ):
+        raise SpecError("invalid_groups", f"groups={groups!r} differs from the packed weight's groups={packed.groups}")
+    zx = _qops._scalar(xp.zero_point)
+    zw = _qops._scalar(wp.zero_point)
+    p = _qops._conv_args(xc, wc, zx, zw, stride, padding, dilation, groups, layout, accumulator)
+
+    # The checks the spec makes after the convolution: handed to the spec when one would fail.
+    bias_arr = None if bias is None else np.asarray(bias)
+    bias_ok = bias_arr is None or (bias_arr.dtype == np.int32 and bias_arr.shape == (o,))
+    mult = _qops._real_multiplier(
+        _qops._scalar(xp.scale),
+        wp.scale if per_channel else _qops._scalar(wp.scale),
+        _qops._scalar(yp.scale),
+        multiplier_precision,
+    )
+    fmt = yp.fmt
+    bounds = _activation_bounds(fmt, activation_min, activation_max)
+    w_memory = packed.w if packed is not None else wc
+    inputs = (xc, w_memory) if bias_arr is None else (xc, w_memory, bias_arr)
+    if not bias_ok or bounds is None or not _multipliers_ok(mult, rounding):
+        result = _qops.qlinear_conv(
+            xc,
+            wc,
+            x_params=xp,
+            w_params=wp,
+            y_params=yp,
+            bias=bias,
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            groups=groups,
+            layout=layout,
+            rounding=rounding,
+            activation_min=activation_min,
+            activation_max=activation_max,
+            multiplier_precision=multiplier_precision,
+            accumulator=accumulator,
+        )
+        return _spec_result(result, out, inputs)
+
+    n_ = p.nchw[0]
+    oh, ow = p.out_hw
+    out_shape = (n_, o, oh, ow) if layout is Layout.NCHW else (n_, oh, ow, o)
+    res = _new_or_out(out, out_shape, fmt.storage_dtype.type, inputs)
+    acc = np.empty(out_shape, np.int64 if accumulator is Accumulator.INT64 else np.int32)
+    conv2d_int(
+        xc,
+        packed if packed is not None else wc,
+        x_zero_point=zx,
+        w_zero_point=zw,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        layout=layout,
+        accumulator=accumulator,
+        out=acc,
+    )
+    if res.size == 0:
+        return res
+    channel_axis = 1 if layout is Layout.NCHW else 3
+    if bias_arr is not None:
+        view = [1, 1, 1, 1]
+        view[channel_axis] = o
+        bias_view = bias_arr.reshape(view)
+        if accumulator is Accumulator.INT64:
+            np.add(acc, bias_view.astype(np.int64), out=acc)  # exact
+        elif accumulator is Accumulator.INT32_WRAP or _bias_fits(acc, bias_arr, p, xc.dtype, wc.dtype):
+            np.add(acc, bias_view, out=acc)  # exact where every sum lies in int32, else modulo 2**32 (INT32_WRAP)
+        else:  # INT32: the spec's error where a sum leaves int32; INT32_SATURATE: clamped
+            acc[...] = _qops._add_bias(acc, bias_view.astype(np.int64), accumulator)
+    zp = int(_qops._scalar(yp.zero_point))
+    lo, hi = bounds
+    if acc.dtype == np.int64:  # Accumulator.INT64: the kernels take int32 accumulators
+        if int(acc.min()) < -(2**31) or int(acc.max()) > _INT32_MAX:  # the spec's step: its codes or its error
+            res[...] = _fp.requantize(
+                acc,
+                mult,
+                out_fmt=fmt,
+                out_zero_point=zp,
+                rounding=rounding,
+                granularity=PerAxis(channel_axis) if per_channel else PER_TENSOR,
+                activation_min=activation_min,
+                activation_max=activation_max,
+            )
+            return res
+        acc = acc.astype(np.int32)
+    if per_channel and layout is Layout.NCHW:  # rows (n, o) of OH*OW, multiplier per row
+        acc2, vector = acc.reshape(n_ * o, oh * ow), False
+    elif per_channel:  # NHWC: rows of O channels, multiplier per column
+        acc2, vector = acc.reshape(-1, o), True
+    else:
+        acc2, vector = acc.reshape(1, -1), False
+    bad = _requantize_into(acc2, res.reshape(acc2.shape), mult.reshape(-1), vector, rounding, zp, lo, hi)
+    if bad:  # the spec's requantize on the same accumulators raises the spec's error
+        res[...] = _fp.requantize(
+            acc,
+            mult,
+            out_fmt=fmt,
+            out_zero_point=zp,
+            rounding=rounding,
+            granularity=PerAxis(channel_axis) if per_channel else PER_TENSOR,
+            activation_min=activation_min,
+            activation_max=activation_max,
+        )
+    return res
+
+
+def _bias_fits(
+    acc: npt.NDArray[np.int32],
+    bias: npt.NDArray[np.int32],
+    p: Any,
+    x_dtype: np.dtype[Any],
+    w_dtype: np.dtype[Any],
+) -> bool:
+    """Whether ``acc + bias`` certainly lies in int32: from the accumulator bound, else from ``acc``'s range."""
+    if bias.size == 0:
+        return True
+    b_lo, b_hi = int(bias.min()), int(bias.max())
+    _o, cg, kh, kw = p.oihw
+    x_info, w_info = np.iinfo(x_dtype), np.iinfo(w_dtype)
+    mx = max(p.zx - int(x_info.min), int(x_info.max) - p.zx)
+    zw = p.zw.astype(np.int64)
+    mw = int(np.max(np.maximum(zw - int(w_info.min), int(w_info.max) - zw)))
+    bound = cg * kh * kw * mx * mw  # |acc| <= bound
+    if -bound + b_lo >= -(2**31) and bound + b_hi <= _INT32_MAX:
+        return True
+    return int(acc.min()) + b_lo >= -(2**31) and int(acc.max()) + b_hi <= _INT32_MAX

@@ -39,6 +39,7 @@ __all__ = [
     "pack_rhs_portable",
     "pack_rhs_vnni",
     "prepare_lhs",
+    "prepare_lhs_par",
     "rowsum_u8",
     "unpack_portable",
     "unpack_vnni",
@@ -53,24 +54,53 @@ PR = 4
 
 
 @njit
-def prepare_lhs(a, flip, kp, au, rsum):  # type: ignore[no-untyped-def]
+def _row_sum(row, k):  # type: ignore[no-untyped-def]
+    """Exact ``sum(row[:k])`` of uint8 values: int32 partial sums over 8192-byte chunks (vectorizes), int64 total."""
+    total = np.int64(0)
+    for c0 in range(0, k, 8192):
+        s = np.int32(0)
+        for c in range(c0, min(k, c0 + 8192)):
+            s = np.int32(s + np.int32(row[c]))
+        total += np.int64(s)
+    return total
+
+
+@njit
+def prepare_lhs(a, flip, kp, au, rsum, need_rsum):  # type: ignore[no-untyped-def]
     """``au[b, i, :K] = a[b, i, :] XOR flip`` (zero-padded to ``kp`` columns) and ``rsum[b, i] = sum(au[b, i])``.
 
-    ``a`` is a 3-D uint8 view of the lhs (any strides), ``flip`` 0 or 128.
+    ``a`` is a 3-D uint8 view of the lhs (any strides), ``flip`` 0 or 128.  Without ``need_rsum`` the
+    row sums are not computed (``rsum`` is set to 0).  The XOR and the sum are separate loops: each
+    vectorizes on its own, the fused loop did not.
     """
     nb, m, k = a.shape
     fx = np.uint8(flip)
     for b in range(nb):
         for i in range(m):
             row = au[b, i]
-            s = np.int64(0)
+            src = a[b, i]
             for c in range(k):
-                v = a[b, i, c] ^ fx
-                row[c] = v
-                s += np.int64(v)
+                row[c] = src[c] ^ fx
             for c in range(k, kp):
                 row[c] = 0
-            rsum[b, i] = s
+            rsum[b, i] = _row_sum(row, k) if need_rsum else 0
+
+
+@njit_parallel
+def prepare_lhs_par(a, flip, kp, au, rsum, need_rsum):  # type: ignore[no-untyped-def]
+    """``prepare_lhs`` with the rows split over Numba's threads (large lhs)."""
+    nb, m, k = a.shape
+    fx = np.uint8(flip)
+    for t in prange(nb * m):
+        b = t // m
+        i = t - b * m
+        row = au[b, i]
+        src = a[b, i]
+        for c in range(k):
+            row[c] = src[c] ^ fx
+        for c in range(k, kp):
+            row[c] = 0
+        rsum[b, i] = _row_sum(row, k) if need_rsum else 0
 
 
 @njit
@@ -79,11 +109,7 @@ def rowsum_u8(a, rsum):  # type: ignore[no-untyped-def]
     nb, m, k = a.shape
     for b in range(nb):
         for i in range(m):
-            row = a[b, i]
-            s = np.int64(0)
-            for c in range(k):
-                s += np.int64(row[c])
-            rsum[b, i] = s
+            rsum[b, i] = _row_sum(a[b, i], k)
 
 
 @njit
@@ -150,27 +176,20 @@ def unpack_portable(bt, k, n, bs):  # type: ignore[no-untyped-def]
 
 
 @njit
-def _init_row(dst, rr, al, beta, tcol):  # type: ignore[no-untyped-def]
-    """``dst[c] = beta[c] * rr - al * tcol[c]`` (int64 arithmetic, stored modulo 2**32)."""
-    for c in range(dst.shape[0]):
-        dst[c] = beta[c] * rr - al * tcol[c]
-
-
-@njit
-def _run_tile(rows, a_addr, kp, b_addr, kq, c_addr, ldc):  # type: ignore[no-untyped-def]
-    """The VNNI tile of ``rows`` (1..6) rows x 64 columns."""
+def _run_tile(rows, a_addr, kp, b_addr, kq, c_addr, ldc, rs, al, be, tc):  # type: ignore[no-untyped-def]
+    """The VNNI tile of ``rows`` (1..6) rows x 64 columns (``rs, al, be, tc``: addresses of its int32 terms)."""
     if rows == 6:
-        tile_6x64(a_addr, kp, b_addr, kq, c_addr, ldc)
+        tile_6x64(a_addr, kp, b_addr, kq, c_addr, ldc, rs, al, be, tc)
     elif rows == 5:
-        tile_5x64(a_addr, kp, b_addr, kq, c_addr, ldc)
+        tile_5x64(a_addr, kp, b_addr, kq, c_addr, ldc, rs, al, be, tc)
     elif rows == 4:
-        tile_4x64(a_addr, kp, b_addr, kq, c_addr, ldc)
+        tile_4x64(a_addr, kp, b_addr, kq, c_addr, ldc, rs, al, be, tc)
     elif rows == 3:
-        tile_3x64(a_addr, kp, b_addr, kq, c_addr, ldc)
+        tile_3x64(a_addr, kp, b_addr, kq, c_addr, ldc, rs, al, be, tc)
     elif rows == 2:
-        tile_2x64(a_addr, kp, b_addr, kq, c_addr, ldc)
+        tile_2x64(a_addr, kp, b_addr, kq, c_addr, ldc, rs, al, be, tc)
     else:
-        tile_1x64(a_addr, kp, b_addr, kq, c_addr, ldc)
+        tile_1x64(a_addr, kp, b_addr, kq, c_addr, ldc, rs, al, be, tc)
 
 
 @njit
@@ -192,25 +211,29 @@ def _vnni_task(t, au, bp, ai, bi, rsum, alpha, beta, tcol, out):  # type: ignore
     bb = bi[b]
     a_addr = np.int64(au.ctypes.data) + (ba * m + i0) * kp
     b_addr = np.int64(bp.ctypes.data) + (bb * np_ + p) * (kq * 256)
+    width = beta.shape[1]
+    rs = np.int64(rsum.ctypes.data) + (ba * m + i0) * 4
+    al = np.int64(alpha.ctypes.data) + (b * m + i0) * 4
+    be = np.int64(beta.ctypes.data) + (bb * width + j0) * 4
+    tc = np.int64(tcol.ctypes.data) + (bb * width + j0) * 4
     if cols == NR:
-        for r in range(rows):
-            i = i0 + r
-            _init_row(out[b, i, j0 : j0 + NR], rsum[ba, i], alpha[b, i], beta[bb, j0 : j0 + NR], tcol[bb, j0 : j0 + NR])
         c_addr = np.int64(out.ctypes.data) + ((b * m + i0) * n + j0) * 4
-        _run_tile(rows, a_addr, kp, b_addr, kq, c_addr, n)
+        _run_tile(rows, a_addr, kp, b_addr, kq, c_addr, n, rs, al, be, tc)
     else:  # the last, partial panel: through a 6 x 64 scratch tile
         tile = np.empty((MR, NR), dtype=np.int32)
-        for r in range(rows):
-            i = i0 + r
-            _init_row(tile[r, :cols], rsum[ba, i], alpha[b, i], beta[bb, j0:n], tcol[bb, j0:n])
-        _run_tile(rows, a_addr, kp, b_addr, kq, np.int64(tile.ctypes.data), NR)
+        _run_tile(rows, a_addr, kp, b_addr, kq, np.int64(tile.ctypes.data), NR, rs, al, be, tc)
         for r in range(rows):
             out[b, i0 + r, j0:n] = tile[r, :cols]
 
 
 @njit_parallel
 def gemm_vnni(au, bp, ai, bi, rsum, alpha, beta, tcol, out):  # type: ignore[no-untyped-def]
-    """``out = Au @ Bs + corrections`` modulo 2**32 on the VNNI tile, tasks split over Numba's threads."""
+    """``out = Au @ Bs + corrections`` modulo 2**32 on the VNNI tile, tasks split over Numba's threads.
+
+    The correction terms are int32 (values modulo 2**32, which leaves the result unchanged):
+    ``rsum``/``alpha`` C-contiguous ``(batches, M)``, ``beta``/``tcol`` ``(batches, panels * 64)``
+    (zero-padded to whole panels, since the tile reads 64 columns).
+    """
     nb, m, _ = out.shape
     ntasks = nb * bp.shape[1] * ((m + MR - 1) // MR)
     for t in prange(ntasks):

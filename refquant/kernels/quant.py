@@ -146,7 +146,9 @@ def _quant1(
     bits: Any,
 ) -> Any:
     isnan = xv != xv
-    xc = xv if not isnan else s * 0  # NaN read as 0 in the compute precision (s is finite), overridden below
+    # NaN read as 0 in the compute precision, overridden below.  ``s - s`` (s finite) keeps s's type; ``s * 0``
+    # would be float64 (float32 times an int64 literal) and silently widen the whole float32 computation.
+    xc = xv if not isnan else s - s
     v = xc / s if sapp == 0 else xc * inv
     off = zi
     if zorder == 1:

@@ -10,9 +10,12 @@ Data layout the tile reads (built by ``gemm.pack_rhs_vnni`` and ``gemm.prepare_l
   bytes per output row, ``Kp`` a multiple of 4;
 * B: one 64-column panel of signed bytes ``Bs`` laid out ``[Kp/4][64][4]``: for every group of
   four consecutive k, the 4 bytes of column 0, then column 1, ... (256 bytes per k-quad);
-* C: int32, ``MR`` rows of 64 values with a row stride given in elements.  The tile loads its
-  starting accumulators from C, adds ``sum_k Au[r, k] * Bs[k, j]`` and stores the result back,
-  so the caller writes the zero-point and sign corrections into C first.
+* C: int32, ``MR`` rows of 64 values with a row stride given in elements.  The tile starts its
+  accumulators at the zero-point and sign correction ``beta[j] * rs[r] - al[r] * tcol[j]``
+  (int32 arithmetic, modulo 2**32; ``rs``/``al``: ``MR`` int32 per row, ``beta``/``tcol``: 64 int32
+  per column), adds ``sum_k Au[r, k] * Bs[k, j]`` and stores the result to C.  Computing the
+  correction in registers avoids a store/reload round trip through C, which cost about as much
+  as the whole tile at K = 256.
 
 ``vpdpbusd`` (the non-saturating form) adds four u8*s8 products to each int32 lane with
 two's-complement wrap-around, so the tile computes the sum modulo 2**32 for any K.
@@ -40,17 +43,33 @@ _V16 = ir.VectorType(_I32, 16)
 
 
 def _make_tile(mr: int) -> Any:
-    """An intrinsic ``tile(a_addr, lda, b_addr, kq, c_addr, ldc) -> None`` for ``mr`` rows x 64 columns."""
+    """An intrinsic ``tile(a_addr, lda, b_addr, kq, c_addr, ldc, rs_addr, al_addr, beta_addr, tcol_addr)``.
 
-    def typer(typingctx: Any, a_addr: Any, lda: Any, b_addr: Any, kq: Any, c_addr: Any, ldc: Any) -> Any:
-        args = (a_addr, lda, b_addr, kq, c_addr, ldc)
+    ``mr`` rows x 64 columns; the last four are addresses of int32 vectors (``mr`` row values, 64
+    column values) giving the starting accumulators.
+    """
+
+    def typer(
+        typingctx: Any,
+        a_addr: Any,
+        lda: Any,
+        b_addr: Any,
+        kq: Any,
+        c_addr: Any,
+        ldc: Any,
+        rs_addr: Any,
+        al_addr: Any,
+        beta_addr: Any,
+        tcol_addr: Any,
+    ) -> Any:
+        args = (a_addr, lda, b_addr, kq, c_addr, ldc, rs_addr, al_addr, beta_addr, tcol_addr)
         if not all(isinstance(t, types.Integer) for t in args):
             return None
         sig = types.void(*args)
 
         def codegen(context: Any, builder: Any, signature: Any, llargs: Any) -> Any:
             vals = [context.cast(builder, v, t, types.intp) for v, t in zip(llargs, signature.args, strict=True)]
-            a_addr_v, lda_v, b_addr_v, kq_v, c_addr_v, ldc_v = vals
+            a_addr_v, lda_v, b_addr_v, kq_v, c_addr_v, ldc_v, rs_v, al_v, beta_v, tcol_v = vals
             intp_t = context.get_value_type(types.intp)
             fnty = ir.FunctionType(_V16, [_V16, _V16, _V16])
             dpbusd = cgutils.get_or_insert_function(builder.module, fnty, "llvm.x86.avx512.vpdpbusd.512")  # type: ignore[no-untyped-call]
@@ -59,17 +78,38 @@ def _make_tile(mr: int) -> Any:
             c_base = builder.inttoptr(c_addr_v, _I32.as_pointer())
             a_rows = [builder.gep(a_base, [builder.mul(lda_v, ir.Constant(intp_t, r))]) for r in range(mr)]
             c_rows = [builder.gep(c_base, [builder.mul(ldc_v, ir.Constant(intp_t, r))]) for r in range(mr)]
+            undef = ir.Constant(_V16, ir.Undefined)
+            zeros16 = ir.Constant(ir.VectorType(_I32, 16), [0] * 16)
+
+            def splat(word: Any) -> Any:
+                return builder.shuffle_vector(builder.insert_element(undef, word, ir.Constant(_I32, 0)), undef, zeros16)
+
+            beta_p = builder.inttoptr(beta_v, _I32.as_pointer())
+            tcol_p = builder.inttoptr(tcol_v, _I32.as_pointer())
+            rs_p = builder.inttoptr(rs_v, _I32.as_pointer())
+            al_p = builder.inttoptr(al_v, _I32.as_pointer())
+            betas = [
+                builder.load(
+                    builder.bitcast(builder.gep(beta_p, [ir.Constant(intp_t, 16 * v)]), _V16.as_pointer()), align=4
+                )
+                for v in range(4)
+            ]
+            tcols = [
+                builder.load(
+                    builder.bitcast(builder.gep(tcol_p, [ir.Constant(intp_t, 16 * v)]), _V16.as_pointer()), align=4
+                )
+                for v in range(4)
+            ]
             accs = []
             for r in range(mr):
+                rs_r = splat(builder.load(builder.gep(rs_p, [ir.Constant(intp_t, r)]), align=4))
+                al_r = splat(builder.load(builder.gep(al_p, [ir.Constant(intp_t, r)]), align=4))
                 row = []
                 for v in range(4):
                     slot = cgutils.alloca_once(builder, _V16)  # type: ignore[no-untyped-call]
-                    ptr = builder.bitcast(builder.gep(c_rows[r], [ir.Constant(intp_t, 16 * v)]), _V16.as_pointer())
-                    builder.store(builder.load(ptr, align=4), slot)
+                    builder.store(builder.sub(builder.mul(betas[v], rs_r), builder.mul(al_r, tcols[v])), slot)
                     row.append(slot)
                 accs.append(row)
-            undef = ir.Constant(_V16, ir.Undefined)
-            zeros16 = ir.Constant(ir.VectorType(_I32, 16), [0] * 16)
             with cgutils.for_range(builder, kq_v) as loop:
                 q = loop.index
                 b_off = builder.mul(q, ir.Constant(intp_t, 256))

@@ -31,9 +31,12 @@ All arithmetic is exact in int64; only the final step applies the named ``Accumu
 Output dtype: int32, or int64 for ``INT64``.
 
 The QLinear pipelines (``qlinear_matmul``, ``qlinear_conv``) follow ONNX QLinearMatMul / QLinearConv:
-the integer accumulation above (``Accumulator.INT32``), plus an int32 bias at scale ``x_scale * w_scale``
-(conv), then ``refquant.spec.fixed_point.requantize`` with the real multiplier
-``x_scale * w_scale / y_scale`` and the named ``RequantRounding``.
+the integer accumulation above under their ``accumulator`` option (default ``Accumulator.INT32``), plus
+(conv) an int32 bias at scale ``x_scale * w_scale`` added under the same rule (INT32: exact, outside int32
+unpredictable; INT32_WRAP: modulo ``2**32``; INT32_SATURATE: clamped to int32 after the addition; INT64:
+exact in int64), then ``refquant.spec.fixed_point.requantize`` with the real multiplier
+``x_scale * w_scale / y_scale`` and the named ``RequantRounding`` (which takes an int64 accumulator
+outside int32 under FLOAT32 / FLOAT64 only: under DOUBLE / SINGLE it is ``SpecError("operand_out_of_range")``).
 
 Errors
 ------
@@ -95,6 +98,11 @@ class Layout(Enum):
 def _check_accumulator(accumulator: object) -> None:
     if not isinstance(accumulator, Accumulator):
         raise SpecError("invalid_option", f"accumulator must be an Accumulator, got {accumulator!r}")
+
+
+def _check_layout(layout: object) -> None:
+    if not isinstance(layout, Layout):
+        raise SpecError("invalid_option", f"layout must be a Layout, got {layout!r}")
 
 
 def _operand(value: npt.ArrayLike, name: str) -> npt.NDArray[np.integer[Any]]:
@@ -200,6 +208,30 @@ def _rhs_zero_point(value: npt.ArrayLike, rhs: npt.NDArray[Any], dtype: np.dtype
     )
 
 
+def _matmul_shapes(a_shape: tuple[int, ...], b_shape: tuple[int, ...]) -> tuple[tuple[int, ...], int, int, int]:
+    """The shape checks of ``matmul_int`` (shared with ``refquant.fast``), in order: ``(batch, M, K, N)``.
+
+    A 1-D lhs is one row and a 1-D rhs one column (``M = 1`` / ``N = 1``).
+    """
+    if len(a_shape) == 0 or len(b_shape) == 0:
+        raise SpecError("shape_mismatch", f"matmul_int needs operands of rank >= 1, got shapes {a_shape} and {b_shape}")
+    a2 = (1, a_shape[0]) if len(a_shape) == 1 else a_shape
+    b2 = (b_shape[0], 1) if len(b_shape) == 1 else b_shape
+    m, k = a2[-2:]
+    k2, n = b2[-2:]
+    if k != k2:
+        raise SpecError(
+            "shape_mismatch", f"inner dimensions differ: lhs shape {a_shape} has K={k}, rhs shape {b_shape} has K={k2}"
+        )
+    try:
+        batch = tuple(np.broadcast_shapes(a2[:-2], b2[:-2]))
+    except ValueError:
+        raise SpecError(
+            "shape_mismatch", f"batch dimensions of lhs {a_shape} and rhs {b_shape} do not broadcast"
+        ) from None
+    return batch, m, k, n
+
+
 def matmul_int(
     lhs: npt.ArrayLike,
     rhs: npt.ArrayLike,
@@ -226,22 +258,9 @@ def matmul_int(
     _check_accumulator(accumulator)
     a = _operand(lhs, "lhs")
     b = _operand(rhs, "rhs")
-    if a.ndim == 0 or b.ndim == 0:
-        raise SpecError("shape_mismatch", f"matmul_int needs operands of rank >= 1, got shapes {a.shape} and {b.shape}")
+    batch, m, k, n = _matmul_shapes(a.shape, b.shape)
     a2 = a.reshape(1, a.shape[0]) if a.ndim == 1 else a  # a 1-D lhs is one row
     b2 = b.reshape(b.shape[0], 1) if b.ndim == 1 else b  # a 1-D rhs is one column
-    m, k = a2.shape[-2:]
-    k2, n = b2.shape[-2:]
-    if k != k2:
-        raise SpecError(
-            "shape_mismatch", f"inner dimensions differ: lhs shape {a.shape} has K={k}, rhs shape {b.shape} has K={k2}"
-        )
-    try:
-        batch = np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
-    except ValueError:
-        raise SpecError(
-            "shape_mismatch", f"batch dimensions of lhs {a.shape} and rhs {b.shape} do not broadcast"
-        ) from None
     za = _lhs_zero_point(lhs_zero_point, a2, a.dtype)
     zb = _rhs_zero_point(rhs_zero_point, b2, b.dtype)
     ad = np.broadcast_to(a2.astype(np.int64) - za, (*batch, m, k))
@@ -299,8 +318,7 @@ def _conv_args(
 ) -> _ConvArgs:
     """The argument checks of ``conv2d_int`` (shared with ``refquant.fast``), in order."""
     _check_accumulator(accumulator)
-    if not isinstance(layout, Layout):
-        raise SpecError("invalid_option", f"layout must be a Layout, got {layout!r}")
+    _check_layout(layout)
     xa = _operand(x, "x")
     wa = _operand(w, "w")
     if xa.ndim != 4 or wa.ndim != 4:
@@ -493,11 +511,15 @@ def _real_multiplier(
     return np.asarray(m32.astype(np.float64))
 
 
-def _check_rounding_options(rounding: object, multiplier_precision: object) -> None:
+def _check_rounding_options(
+    rounding: object, multiplier_precision: object, accumulator: object = Accumulator.INT32
+) -> None:
+    """The option checks of the QLinear functions (shared with ``refquant.fast``), in order."""
     if not isinstance(rounding, RequantRounding):
         raise SpecError("invalid_option", f"rounding must be a RequantRounding, got {rounding!r}")
     if not isinstance(multiplier_precision, Precision):
         raise SpecError("invalid_option", f"multiplier_precision must be a Precision, got {multiplier_precision!r}")
+    _check_accumulator(accumulator)
 
 
 def qlinear_matmul(
@@ -510,12 +532,15 @@ def qlinear_matmul(
     y_params: QuantParams,
     rounding: RequantRounding = RequantRounding.FLOAT64,
     multiplier_precision: Precision = Precision.FLOAT64,
+    accumulator: Accumulator = Accumulator.INT32,
 ) -> npt.NDArray[np.integer[Any]]:
     """ONNX QLinearMatMul: ``matmul_int`` of the codes, then ``requantize`` to ``y_params``.
 
-    ``acc = matmul_int(a, b, lhs_zero_point=a_zp, rhs_zero_point=b_zp)`` (``Accumulator.INT32``), then
+    ``acc = matmul_int(a, b, lhs_zero_point=a_zp, rhs_zero_point=b_zp, accumulator=accumulator)``, then
     ``requantize(acc, a_scale * b_scale / y_scale, out_fmt=y_params.fmt, out_zero_point=y_zp, rounding=rounding)``
-    element by element.  ``a_params``: per tensor or per row (``PerAxis(-2)``); ``b_params``: per tensor or
+    element by element.  ``Accumulator.INT32_WRAP`` is onnxruntime's wrapping int32 accumulation; an
+    ``Accumulator.INT64`` sum outside int32 is requantized under FLOAT32 / FLOAT64 and is
+    ``SpecError("operand_out_of_range")`` under DOUBLE / SINGLE (``requantize``'s rule).  ``a_params``: per tensor or per row (``PerAxis(-2)``); ``b_params``: per tensor or
     per column (``PerAxis(-1)``); ``y_params``: per tensor.  The multiplier is computed in
     ``multiplier_precision`` (FLOAT64: ``f64(a_s) * f64(b_s) / f64(y_s)``; FLOAT32: ``f32(f32(a_s * b_s) / y_s)``,
     as the ONNX reference evaluator and onnxruntime do).  Codes in ``y_params.fmt.storage_dtype``.
@@ -530,7 +555,7 @@ def qlinear_matmul(
     >>> qlinear_matmul(a, b, a_params=p, b_params=QuantParams(1.0, 0, INT8), y_params=QuantParams(4.0, 3, UINT8)).tolist()
     [[12]]
     """
-    _check_rounding_options(rounding, multiplier_precision)
+    _check_rounding_options(rounding, multiplier_precision, accumulator)
     ap = _check_params(a_params, "a_params")
     bp = _check_params(b_params, "b_params")
     yp = _check_params(y_params, "y_params")
@@ -540,8 +565,10 @@ def qlinear_matmul(
     _operand_params(bc, bp, "b", "b_params")
     _per_tensor(yp, "y_params")
     per_row = _is_per_axis(ap, ac.ndim, ac.ndim - 2, ac.shape[-2] if ac.ndim >= 2 else 0, "a_params", "row of a")
-    per_col = _is_per_axis(bp, bc.ndim, bc.ndim - 1, bc.shape[-1], "b_params", "column of b")
-    acc = matmul_int(ac, bc, lhs_zero_point=_scalar(ap.zero_point), rhs_zero_point=_scalar(bp.zero_point))
+    per_col = _is_per_axis(bp, bc.ndim, bc.ndim - 1, bc.shape[-1] if bc.ndim else 0, "b_params", "column of b")
+    acc = matmul_int(
+        ac, bc, lhs_zero_point=_scalar(ap.zero_point), rhs_zero_point=_scalar(bp.zero_point), accumulator=accumulator
+    )
     m = _real_multiplier(
         ap.scale.reshape(-1, 1) if per_row else _scalar(ap.scale),
         bp.scale if per_col else _scalar(bp.scale),
@@ -549,16 +576,68 @@ def qlinear_matmul(
         multiplier_precision,
     )
     options: dict[str, Any] = {"out_fmt": yp.fmt, "out_zero_point": int(_scalar(yp.zero_point)), "rounding": rounding}
+    return _requantize_matmul(acc, m, per_row, per_col, bc.ndim, options)
+
+
+def _requantize_matmul(
+    acc: IntArray,
+    m: npt.NDArray[np.float64],
+    per_row: bool,
+    per_col: bool,
+    b_ndim: int,
+    options: dict[str, Any],
+) -> npt.NDArray[np.integer[Any]]:
+    """The requantization step of ``qlinear_matmul`` (shared with ``refquant.fast``, which calls it to raise)."""
     if per_row and per_col:  # one multiplier per (row, column): requantize row by row, per column
         rows = [requantize(acc[..., i, :], m[i], granularity=PerAxis(-1), **options) for i in range(m.shape[0])]
-        return np.stack(rows, axis=-2)
+        return np.stack(rows, axis=-2) if rows else np.empty(acc.shape, options["out_fmt"].storage_dtype)
     gran: Granularity = PER_TENSOR
     if per_row:  # rows are axis -2 of acc, or -1 when b is 1-D (then acc has no column axis)
-        gran = PerAxis(-2 if bc.ndim >= 2 else -1)
+        gran = PerAxis(-2 if b_ndim >= 2 else -1)
         m = m.reshape(-1)
     elif per_col:
         gran = PerAxis(-1)
     return requantize(acc, m, granularity=gran, **options)
+
+
+def _conv_bias(bias: npt.ArrayLike, o: int) -> npt.NDArray[np.int32]:
+    """The bias checks of ``qlinear_conv`` (shared with ``refquant.fast``): int32, one per output channel."""
+    bias_arr = np.asarray(bias)
+    if bias_arr.dtype != np.int32:
+        raise SpecError("unsupported_dtype", f"bias must be an int32 array, got dtype {bias_arr.dtype}")
+    if bias_arr.shape != (o,):
+        raise SpecError("shape_mismatch", f"bias must have shape ({o},) (one per output channel), got {bias_arr.shape}")
+    return bias_arr
+
+
+def _add_bias(acc: IntArray, bias: I64Array, accumulator: Accumulator) -> IntArray:
+    """``qlinear_conv``'s ``acc + bias`` under ``accumulator`` (shared with ``refquant.fast``).
+
+    ``acc``: the accumulators (int32, int64 for INT64); ``bias``: int64, broadcasting against them.  INT32: the
+    exact sum, which must lie in int32; INT32_WRAP: modulo ``2**32``; INT32_SATURATE: clamped to int32;
+    INT64: exact, int64.
+    """
+    exact: I64Array = np.asarray(acc.astype(np.int64) + bias, np.int64)
+    if accumulator is Accumulator.INT64:
+        return exact
+    if accumulator is Accumulator.INT32_WRAP:
+        return ((exact - INT32_MIN) % 2**32 + INT32_MIN).astype(np.int32)
+    if accumulator is Accumulator.INT32_SATURATE:
+        return np.clip(exact, INT32_MIN, INT32_MAX).astype(np.int32)
+    _check_biased(exact)
+    return exact.astype(np.int32)
+
+
+def _check_biased(acc: I64Array) -> None:
+    """``qlinear_conv``'s accumulator plus bias (exact, int64) must lie in int32 (shared with ``refquant.fast``)."""
+    outside = (acc < INT32_MIN) | (acc > INT32_MAX)
+    if np.any(outside):
+        idx = first_index(outside)
+        raise UnpredictableError(
+            "accumulator_overflow",
+            f"qlinear_conv output at index {idx}: accumulator plus bias is {int(acc[idx])}, outside int32 "
+            f"[{INT32_MIN}, {INT32_MAX}]",
+        )
 
 
 def qlinear_conv(
@@ -579,14 +658,17 @@ def qlinear_conv(
     activation_min: int | None = None,
     activation_max: int | None = None,
     multiplier_precision: Precision = Precision.FLOAT64,
+    accumulator: Accumulator = Accumulator.INT32,
 ) -> npt.NDArray[np.integer[Any]]:
     """ONNX QLinearConv: ``conv2d_int`` of the codes, plus the int32 bias, then ``requantize`` to ``y_params``.
 
-    ``acc = conv2d_int(x, w, x_zero_point=x_zp, w_zero_point=w_zp, ...)`` (``Accumulator.INT32``);
-    ``acc + bias[o]`` (bias: int32, shape ``(O,)``, at scale ``x_scale * w_scale[o]`` with zero point 0) must
-    lie in int32 (else ``UnpredictableError("accumulator_overflow")``); then ``requantize`` with the real
-    multiplier ``x_scale * w_scale[o] / y_scale`` per output channel, ``rounding``, ``y_params``'s zero point
-    and format, and the fused activation bounds.  ``x_params``, ``y_params``: per tensor; ``w_params``: per
+    ``acc = conv2d_int(x, w, x_zero_point=x_zp, w_zero_point=w_zp, ..., accumulator=accumulator)``; then
+    ``acc + bias[o]`` (bias: int32, shape ``(O,)``, at scale ``x_scale * w_scale[o]`` with zero point 0) under
+    the same rule: ``INT32`` (default) exact, and outside int32 ``UnpredictableError("accumulator_overflow")``;
+    ``INT32_WRAP`` modulo ``2**32`` (onnxruntime); ``INT32_SATURATE`` clamped to int32 after the addition;
+    ``INT64`` exact in int64.  Then ``requantize`` with the real multiplier ``x_scale * w_scale[o] / y_scale``
+    per output channel, ``rounding``, ``y_params``'s zero point and format, and the fused activation bounds
+    (an INT64 sum outside int32 is ``SpecError("operand_out_of_range")`` under DOUBLE / SINGLE).  ``x_params``, ``y_params``: per tensor; ``w_params``: per
     tensor or per output channel (``PerAxis(0)``, in OIHW and OHWI alike).
 
     Examples
@@ -599,9 +681,8 @@ def qlinear_conv(
     >>> qlinear_conv(x, w, x_params=xp, w_params=wp, y_params=yp, bias=np.array([2], np.int32)).tolist()
     [[[[2, 2]]]]
     """
-    _check_rounding_options(rounding, multiplier_precision)
-    if not isinstance(layout, Layout):
-        raise SpecError("invalid_option", f"layout must be a Layout, got {layout!r}")
+    _check_rounding_options(rounding, multiplier_precision, accumulator)
+    _check_layout(layout)
     xp = _check_params(x_params, "x_params")
     wp = _check_params(w_params, "w_params")
     yp = _check_params(y_params, "y_params")
@@ -623,32 +704,19 @@ def qlinear_conv(
         dilation=dilation,
         groups=groups,
         layout=layout,
-    ).astype(np.int64)
+        accumulator=accumulator,
+    )
     channel_axis = 1 if layout is Layout.NCHW else 3
     if bias is not None:
-        bias_arr = np.asarray(bias)
-        if bias_arr.dtype != np.int32:
-            raise SpecError("unsupported_dtype", f"bias must be an int32 array, got dtype {bias_arr.dtype}")
-        if bias_arr.shape != (o,):
-            raise SpecError(
-                "shape_mismatch", f"bias must have shape ({o},) (one per output channel), got {bias_arr.shape}"
-            )
+        bias_arr = _conv_bias(bias, o)
         view = [1, 1, 1, 1]
         view[channel_axis] = o
-        acc = acc + bias_arr.astype(np.int64).reshape(view)
-        outside = (acc < INT32_MIN) | (acc > INT32_MAX)
-        if np.any(outside):
-            idx = first_index(outside)
-            raise UnpredictableError(
-                "accumulator_overflow",
-                f"qlinear_conv output at index {idx}: accumulator plus bias is {int(acc[idx])}, outside int32 "
-                f"[{INT32_MIN}, {INT32_MAX}]",
-            )
+        acc = _add_bias(acc, bias_arr.astype(np.int64).reshape(view), accumulator)
     m = _real_multiplier(
         _scalar(xp.scale), wp.scale if per_channel else _scalar(wp.scale), _scalar(yp.scale), multiplier_precision
     )
     return requantize(
-        acc.astype(np.int32),
+        acc,
         m,
         out_fmt=yp.fmt,
         out_zero_point=int(_scalar(yp.zero_point)),

@@ -917,6 +917,114 @@ def test_qlinear_conv_bias_overflow_and_errors() -> None:
     assert qlinear_conv(x, w, x_params=p, w_params=p, y_params=y16).dtype == np.int16
 
 
+def test_qlinear_matmul_accumulator_option_hand_table() -> None:
+    # Worked by hand from the definition: a (1 x 33026) and b (33026 x 1) uint8, every code 255, zero points 0:
+    # the exact sum is 33026 * 65025 = 2147515650 = 2**31 + 32002, past int32.  Scales 2**-12, 2**-13, 1:
+    # M = 2**-25.  INT32_WRAP: 2147515650 - 2**32 = -2147451646, times M = -63.999046 -> -64 (every rounding);
+    # INT32_SATURATE: 2**31 - 1, times M = 63.99999997 -> 64; INT64: 2147515650 (float32: 2**31 + 32000),
+    # times M = 64.00095 -> 64 under FLOAT32 / FLOAT64, while DOUBLE / SINGLE take only an int32 accumulator:
+    # SpecError("operand_out_of_range"); INT32: UnpredictableError("accumulator_overflow") at index (0, 0).
+    k = 33026
+    a = np.full((1, k), 255, np.uint8)
+    b = np.full((k, 1), 255, np.uint8)
+    kwargs: dict[str, Any] = {
+        "a_params": _params(2.0**-12, 0, np.uint8),
+        "b_params": _params(2.0**-13, 0, np.uint8),
+        "y_params": _params(1.0, 0, np.int8),
+    }
+    expected = {Accumulator.INT32_WRAP: -64, Accumulator.INT32_SATURATE: 64, Accumulator.INT64: 64}
+    for rounding in RequantRounding:
+        for accumulator, code in expected.items():
+            if accumulator is Accumulator.INT64 and rounding in (RequantRounding.DOUBLE, RequantRounding.SINGLE):
+                err = _raises(
+                    "operand_out_of_range", qlinear_matmul, a, b, rounding=rounding, accumulator=accumulator, **kwargs
+                )
+                assert "2147515650" in err.message
+                continue
+            out = qlinear_matmul(a, b, rounding=rounding, accumulator=accumulator, **kwargs)
+            np.testing.assert_array_equal(
+                out, np.array([[code]], np.int8), err_msg=f"{rounding.name} {accumulator.name}"
+            )
+        with pytest.raises(UnpredictableError) as info:
+            qlinear_matmul(a, b, rounding=rounding, **kwargs)  # the default is INT32
+        assert info.value.condition == "accumulator_overflow"
+        assert "(0, 0)" in info.value.message
+        with pytest.raises(UnpredictableError):
+            qlinear_matmul(a, b, rounding=rounding, accumulator=Accumulator.INT32, **kwargs)
+    # One code less (K = 33025): 2147450625 lies in int32, every accumulator gives it (x 2**-25 = 63.998 -> 64).
+    for accumulator in Accumulator:
+        assert qlinear_matmul(a[:, 1:], b[1:], accumulator=accumulator, **kwargs).tolist() == [[64]]
+    _raises("invalid_option", qlinear_matmul, a, b, accumulator="int32_wrap", **kwargs)
+
+
+def test_qlinear_conv_bias_under_every_accumulator_hand_table() -> None:
+    # Worked by hand from the definition: x = w = 127 (int8, zero points 0, 1 x 1): acc = 16129; bias = 2**31 - 1,
+    # so acc + bias = 2147499776 = 2**31 + 16128.  Scales 1, 1, 256 (M = 2**-8, exact), y in INT32, zero point 0.
+    # INT32_WRAP: 2147499776 - 2**32 = -2147467520, / 256 = -8388545 (exact); INT32_SATURATE: clamp to 2**31 - 1,
+    # / 256 = 8388607.996 -> 8388608; INT64: 2147499776 / 256 = 8388671 (exact) under FLOAT32 / FLOAT64 (float32
+    # holds 2**31 + 16128 = 2**31 + 63 * 256 exactly), SpecError("operand_out_of_range") under DOUBLE / SINGLE;
+    # INT32: UnpredictableError("accumulator_overflow"), the message of the default.
+    x = np.full((1, 1, 1, 1), 127, np.int8)
+    w = np.full((1, 1, 1, 1), 127, np.int8)
+    p = _params(1.0, 0, np.int8)
+    kwargs: dict[str, Any] = {
+        "x_params": p,
+        "w_params": p,
+        "y_params": QuantParams(256.0, 0, IntFormat(32, True)),
+        "bias": np.array([INT32_MAX], np.int32),
+    }
+    expected = {Accumulator.INT32_WRAP: -8388545, Accumulator.INT32_SATURATE: 8388608, Accumulator.INT64: 8388671}
+    for rounding in RequantRounding:
+        for accumulator, code in expected.items():
+            if accumulator is Accumulator.INT64 and rounding in (RequantRounding.DOUBLE, RequantRounding.SINGLE):
+                _raises(
+                    "operand_out_of_range", qlinear_conv, x, w, rounding=rounding, accumulator=accumulator, **kwargs
+                )
+                continue
+            out = qlinear_conv(x, w, rounding=rounding, accumulator=accumulator, **kwargs)
+            assert out.dtype == np.int32
+            assert out.ravel().tolist() == [code], (rounding.name, accumulator.name)
+        for accumulator in (None, Accumulator.INT32):
+            extra = {} if accumulator is None else {"accumulator": accumulator}
+            with pytest.raises(UnpredictableError) as info:
+                qlinear_conv(x, w, rounding=rounding, **kwargs, **extra)
+            assert str(info.value) == (
+                "[accumulator_overflow] qlinear_conv output at index (0, 0, 0, 0): accumulator plus bias is "
+                "2147499776, outside int32 [-2147483648, 2147483647]"
+            )
+    _raises("invalid_option", qlinear_conv, x, w, accumulator="int64", **kwargs)
+
+
+def test_qlinear_conv_bias_after_the_accumulation_hand_table() -> None:
+    # Worked by hand from the definition: a 1 x 1 convolution over C = 33026 uint8 channels, x = w = 255, zero points
+    # 0: the exact sum 33026 * 65025 = 2147515650 leaves int32; bias -100000; M = 1 * 1 / 256; y INT32.
+    # INT32: the accumulation itself overflows (conv2d_int's error), though sum + bias would fit.
+    # INT32_WRAP: (2147515650 mod 2**32) - 100000 = -2147451646 - 100000 = -2147551646, mod 2**32 = 2147415650: the
+    #   exact value again, / 256 = 8388342.38 -> 8388342.
+    # INT32_SATURATE: the accumulation sticks at 2**31 - 1, then the bias: 2147383647, / 256 = 8388217.37 -> 8388217.
+    # INT64: 2147415650 -> 8388342 (also under DOUBLE: the sum with the bias lies in int32).
+    c = 33026
+    x = np.full((1, c, 1, 1), 255, np.uint8)
+    w = np.full((1, c, 1, 1), 255, np.uint8)
+    p = _params(1.0, 0, np.uint8)
+    kwargs: dict[str, Any] = {
+        "x_params": p,
+        "w_params": p,
+        "y_params": QuantParams(256.0, 0, IntFormat(32, True)),
+        "bias": np.array([-100000], np.int32),
+    }
+    with pytest.raises(UnpredictableError) as info:
+        qlinear_conv(x, w, **kwargs)
+    assert str(info.value).startswith(
+        "[accumulator_overflow] conv2d_int output at index (0, 0, 0, 0) accumulates to 2147515650"
+    )
+    expected = {Accumulator.INT32_WRAP: 8388342, Accumulator.INT32_SATURATE: 8388217, Accumulator.INT64: 8388342}
+    for accumulator, code in expected.items():
+        for rounding in (RequantRounding.FLOAT64, RequantRounding.DOUBLE):
+            out = qlinear_conv(x, w, rounding=rounding, accumulator=accumulator, **kwargs)
+            assert out.ravel().tolist() == [code], (rounding.name, accumulator.name)
+
+
 def test_qlinear_matmul_errors() -> None:
     a = np.zeros((2, 3), np.uint8)
     b = np.zeros((3, 4), np.int8)
@@ -1287,3 +1395,21 @@ def test_peers_on_the_tie_table() -> None:
     ort_out = _run_ort("QLinearMatMul", inputs)
     if ort_out is not None:
         np.testing.assert_array_equal(ort_out, np.array([[1, 1, 3, 3, 5, 5]], np.int8))
+
+
+def test_qlinear_matmul_per_row_and_per_column_with_no_rows() -> None:
+    # M = 0 with one multiplier per (row, column): an empty (0, N) result, not an error.
+    a = np.zeros((0, 3), np.uint8)
+    b = np.zeros((3, 4), np.int8)
+    a_params = QuantParams(np.ones(0, np.float32), np.zeros(0, np.int64), UINT8, PerAxis(-2))
+    b_params = QuantParams(np.ones(4, np.float32), np.zeros(4, np.int64), INT8, PerAxis(-1))
+    out = qlinear_matmul(a, b, a_params=a_params, b_params=b_params, y_params=QuantParams(1.0, 0, UINT8))
+    assert out.shape == (0, 4)
+    assert out.dtype == np.uint8
+
+
+def test_qlinear_matmul_rejects_a_0d_operand() -> None:
+    p = QuantParams(1.0, 0, INT8)
+    with pytest.raises(SpecError) as err:
+        qlinear_matmul(np.zeros((2, 3), np.int8), np.int8(3), a_params=p, b_params=p, y_params=p)
+    assert err.value.condition == "shape_mismatch"

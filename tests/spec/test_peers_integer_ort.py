@@ -482,3 +482,164 @@ def test_qlinear_conv_multiplier_formed_in_float32() -> None:
     ]
     f64 = qlinear_conv(x, w, x_params=xp, w_params=wp, y_params=yp, bias=bias)
     assert f64.ravel().tolist() == [64, 59]
+
+
+# --- QLinearMatMul / QLinearConv past the int32 bound: onnxruntime wraps (Accumulator.INT32_WRAP) ---------------
+
+WRAP = {**ORT_FLOAT, "accumulator": Accumulator.INT32_WRAP}
+
+
+def far_codes(rng: np.random.Generator, shape: tuple[int, ...], dtype: np.dtype[Any], sign: int) -> tuple[Any, int]:
+    """Codes within 5 of one end of ``dtype`` and the zero point at the other end: deviations of magnitude 250..255
+    with the sign ``sign``.  Returns ``(codes, zero_point)``."""
+    info = np.iinfo(dtype)
+    lo, hi = int(info.min), int(info.max)
+    if sign > 0:
+        return rng.integers(hi - 5, hi + 1, shape).astype(dtype), lo
+    return rng.integers(lo, lo + 6, shape).astype(dtype), hi
+
+
+def thin_out(rng: np.random.Generator, codes: np.ndarray, zp: int, fractions: list[float]) -> np.ndarray:
+    """Row ``i`` of ``codes`` (2-D, rows first) keeps about ``fractions[i]`` of its codes; the rest become ``zp``."""
+    keep = rng.random(codes.shape) < np.asarray(fractions)[:, None]
+    return np.where(keep, codes, np.asarray(zp, codes.dtype)).astype(codes.dtype)
+
+
+def straddles(exact: np.ndarray) -> bool:
+    """Some exact values lie outside int32 and some inside."""
+    outside = (exact < -(2**31)) | (exact > 2**31 - 1)
+    return bool(outside.any() and not outside.all())
+
+
+@pytest.mark.skipif(not HAS_VNNI, reason="past the int32 bound the extreme mixed-sign codes need a VNNI CPU")
+@pytest.mark.parametrize(("ta", "tb", "ty"), QLINEAR_MATMUL_TYPES, ids=lambda t: str(t))
+@pytest.mark.parametrize("opset", [10, 21])
+def test_qlinear_matmul_past_int32_bound_wraps(
+    ta: np.dtype[Any], tb: np.dtype[Any], ty: np.dtype[Any], opset: int
+) -> None:
+    """K = 36000 with codes far from their zero points: rows whose exact sums lie past +-2**31 and rows inside.
+    onnxruntime's int32 accumulation wraps: it equals ``accumulator=INT32_WRAP`` with the FLOAT32 pipeline, and
+    differs from the saturating and int64 results where the sum left int32."""
+    rng = np.random.default_rng(80 + 7 * QLINEAR_MATMUL_TYPES.index((ta, tb, ty)) + opset)
+    k = 36000
+    fractions = [1.0, 0.97, 0.94, 0.9, 0.5, 0.0]
+    for a_sign in (1, -1):
+        a_full, za = far_codes(rng, (len(fractions), k), ta, a_sign)
+        a = thin_out(rng, a_full, za, fractions)
+        # column 0 deviates upwards, column 1 downwards (per-column zero points), column 2 like column 0
+        b0, zb0 = far_codes(rng, (k, 1), tb, 1)
+        b1, zb1 = far_codes(rng, (k, 1), tb, -1)
+        b = np.concatenate([b0, b1, far_codes(rng, (k, 1), tb, 1)[0]], axis=1)
+        zb = np.array([zb0, zb1, zb0])
+        exact = matmul_int(a, b, lhs_zero_point=za, rhs_zero_point=zb, accumulator=Accumulator.INT64)
+        assert straddles(exact)
+        sa = F32(10 ** rng.uniform(-3, 0))
+        sb = (10 ** rng.uniform(-3, 0) * np.array([1.0, 0.9, 0.8])).astype(F32)  # every column reaches +-100
+        ap = QuantParams(sa, za, fmt(ta))
+        bp = QuantParams(sb, zb, fmt(tb), PerAxis(-1))
+        sy = F32(float(sa) * float(sb.max()) * 2**31 / 100)
+        yp = QuantParams(sy, 128 if ty == U8 else 0, fmt(ty))
+        got = ort_qlinear_matmul(a, ap, b, bp, yp, opset)
+        np.testing.assert_array_equal(got, qlinear_matmul(a, b, a_params=ap, b_params=bp, y_params=yp, **WRAP))
+        with pytest.raises(UnpredictableError):  # the default names no wrap
+            qlinear_matmul(a, b, a_params=ap, b_params=bp, y_params=yp, **ORT_FLOAT)
+        int64 = qlinear_matmul(a, b, a_params=ap, b_params=bp, y_params=yp, accumulator=Accumulator.INT64, **ORT_FLOAT)
+        outside = (exact < -(2**31)) | (exact > 2**31 - 1)
+        assert np.all(got[outside] != int64[outside])  # the wrap flips the sign: no other accumulator gives these
+        np.testing.assert_array_equal(got[~outside], int64[~outside])
+        # per tensor b (column 0 and 2 share the zero point)
+        bt = b[:, [0, 2]]
+        bpt = QuantParams(sb[0], zb0, fmt(tb))
+        got_t = ort_qlinear_matmul(a, ap, bt, bpt, yp, opset)
+        np.testing.assert_array_equal(got_t, qlinear_matmul(a, bt, a_params=ap, b_params=bpt, y_params=yp, **WRAP))
+
+
+@pytest.mark.skipif(not HAS_VNNI, reason="past the int32 bound the extreme mixed-sign codes need a VNNI CPU")
+@pytest.mark.parametrize(("tx", "tw"), QLINEAR_CONV_TYPES, ids=lambda t: str(t))
+@pytest.mark.parametrize("per_channel", [False, True], ids=["w_tensor", "w_channel"])
+def test_qlinear_conv_past_int32_bound_wraps(tx: np.dtype[Any], tw: np.dtype[Any], per_channel: bool) -> None:
+    """K = C * kh * kw past the bound (1 x 1 over 36000 channels; 3 x 3 over 4000 with padding, whose border
+    outputs have fewer taps), without and with a bias at the int32 limits: onnxruntime equals INT32_WRAP."""
+    rng = np.random.default_rng(90 + 2 * QLINEAR_CONV_TYPES.index((tx, tw)) + per_channel)
+    for c, kernel, pads in ((36000, (1, 1), (0, 0, 0, 0)), (4000, (3, 3), (1, 1, 1, 0))):
+        x_full, zx = far_codes(rng, (1, c, 4, 3), tx, 1)
+        keep = np.linspace(0.85, 1.0, 12).reshape(1, 1, 4, 3)  # pixels keep 85% .. 100% of their far codes
+        x = np.where(rng.random((1, c, 4, 3)) < keep, x_full, np.asarray(zx, tx)).astype(tx)
+        w0, zw0 = far_codes(rng, (1, c, *kernel), tw, 1)
+        w1, zw1 = far_codes(rng, (1, c, *kernel), tw, -1)
+        if per_channel:
+            w = np.concatenate([w0, w1, far_codes(rng, (1, c, *kernel), tw, 1)[0]])
+            zw: Any = np.array([zw0, zw1, zw0])
+            sw = (10 ** rng.uniform(-3, 0) * np.array([1.0, 0.9, 0.8])).astype(F32)
+            wp = QuantParams(sw, zw, fmt(tw), PerAxis(0))
+        else:
+            w = np.concatenate([w0, w0[:, ::-1], far_codes(rng, (1, c, *kernel), tw, 1)[0]])
+            zw = zw0
+            wp = QuantParams(10 ** rng.uniform(-3, 0), zw, fmt(tw))
+        kwargs = {"padding": pads}
+        exact = conv2d_int(x, w, x_zero_point=zx, w_zero_point=zw, accumulator=Accumulator.INT64, **kwargs)
+        assert straddles(exact)
+        xp = QuantParams(10 ** rng.uniform(-3, 0), zx, fmt(tx))
+        yp = QuantParams(float(xp.scale) * float(wp.scale.max()) * 2**31 / 100, 128 if tx == U8 else 0, fmt(tx))
+        attrs = {"kernel_shape": kernel, "pads": onnx_pads(pads)}
+        for bias in (None, np.array([2**31 - 1, -(2**31), 12345], np.int32)):
+            got = ort_qlinear_conv(x, xp, w, wp, yp, bias, **attrs)
+            spec = qlinear_conv(x, w, x_params=xp, w_params=wp, y_params=yp, bias=bias, **kwargs, **WRAP)
+            np.testing.assert_array_equal(got, spec)
+            int64 = qlinear_conv(
+                x,
+                w,
+                x_params=xp,
+                w_params=wp,
+                y_params=yp,
+                bias=bias,
+                accumulator=Accumulator.INT64,
+                **kwargs,
+                **ORT_FLOAT,
+            )
+            assert np.any(got != int64)
+
+
+@pytest.mark.parametrize(("tx", "tw"), QLINEAR_CONV_TYPES, ids=lambda t: str(t))
+@pytest.mark.parametrize("groups", [1, 4], ids=["dense", "depthwise"])
+def test_qlinear_conv_bias_overflow_wraps(tx: np.dtype[Any], tw: np.dtype[Any], groups: int) -> None:
+    """Small K, a bias that takes accumulator plus bias past +-2**31 on some outputs of a channel and not others:
+    onnxruntime adds it modulo 2**32 (INT32_WRAP), not saturating (INT32_SATURATE) and not in int64 or float32."""
+    rng = np.random.default_rng(100 + 2 * QLINEAR_CONV_TYPES.index((tx, tw)) + groups)
+    c = o = 4
+    x = codes(rng, (2, c, 6, 5), tx, tw)
+    w = codes(rng, (o, c // groups, 3, 3), tw, tx)
+    zx, zw = zero_point(rng, tx, 2), zero_point(rng, tw, 2)
+    kwargs = {"padding": (1, 1, 1, 1), "groups": groups}
+    acc = conv2d_int(x, w, x_zero_point=zx, w_zero_point=zw, **kwargs).astype(np.int64)
+    median = np.median(acc, axis=(0, 2, 3)).astype(np.int64)
+    # channels 0, 1: the median output lands on INT32_MAX (INT32_MIN if it is negative), so about half of the
+    # outputs leave int32; channels 2, 3: the bias at the limits
+    edge = np.where(median[:2] >= 0, 2**31 - 1, -(2**31))
+    bias = np.array([*(edge - median[:2]), 2**31 - 1, -(2**31)], np.int64).astype(np.int32)
+    total = acc + bias.astype(np.int64).reshape(1, o, 1, 1)
+    assert straddles(total[:, 0])
+    assert straddles(total[:, 1])
+    xp = QuantParams(0.5, zx, fmt(tx))
+    wp = QuantParams(0.25, zw, fmt(tw))
+    yp = QuantParams(2.0**26, 128 if tx == U8 else 0, fmt(tx))  # M = 2**-29: +-2**31 -> +-4
+    got = ort_qlinear_conv(x, xp, w, wp, yp, bias, kernel_shape=(3, 3), pads=(1, 1, 1, 1), group=groups)
+    spec = qlinear_conv(x, w, x_params=xp, w_params=wp, y_params=yp, bias=bias, **kwargs, **WRAP)
+    np.testing.assert_array_equal(got, spec)
+    saturate = qlinear_conv(
+        x,
+        w,
+        x_params=xp,
+        w_params=wp,
+        y_params=yp,
+        bias=bias,
+        accumulator=Accumulator.INT32_SATURATE,
+        **kwargs,
+        **ORT_FLOAT,
+    )
+    outside = (total < -(2**31)) | (total > 2**31 - 1)
+    assert np.all(got[outside] != saturate[outside])
+    np.testing.assert_array_equal(got[~outside], saturate[~outside])
+    with pytest.raises(UnpredictableError) as info:
+        qlinear_conv(x, w, x_params=xp, w_params=wp, y_params=yp, bias=bias, **kwargs, **ORT_FLOAT)
+    assert info.value.condition == "accumulator_overflow"
