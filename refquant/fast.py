@@ -14,32 +14,79 @@ llvmlite reports ``avx512vnni`` for the host CPU, a portable register-tiled kern
 ``REFQUANT_KERNELS=portable`` forces the portable kernels.  Problems below about 2**21
 multiply-accumulates (2**27 under Numba's ``workqueue`` threading layer) run on the calling thread.
 
-Sections: matmul (``pack_rhs``, ``PackedRhs``, ``matmul_int``); further operations follow below it.
+Sections, in order: matmul (``pack_rhs``, ``PackedRhs``, ``matmul_int``); quantize, dequantize and
+requantize; conv (``pack_conv_weight``, ``PackedConvWeight``, ``conv2d_int``); the QLinear pipelines
+(``qlinear_matmul``, ``qlinear_conv``).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numba as _numba
 import numpy as np
 import numpy.typing as npt
 
 from refquant.errors import SpecError
+from refquant.kernels import conv as _conv
 from refquant.kernels import gemm as _gemm
+from refquant.kernels import quant as _kq
+from refquant.kernels import requant as _kr
 from refquant.kernels._jit import KernelPath, kernel_path, parallel_threshold
-from refquant.kernels.vnni import NR
+from refquant.kernels.vnni import MR, NR
+from refquant.spec import affine as _affine
+from refquant.spec import fixed_point as _fp
+from refquant.spec import integer_ops as _qops
+from refquant.spec.affine import (
+    NanPolicy,
+    Precision,
+    Profile,
+    QuantParams,
+    ScaleApplication,
+    ZeroPointOrder,
+)
+from refquant.spec.fixed_point import RequantRounding
+from refquant.spec.formats import INT8, IntFormat
+from refquant.spec.granularity import (
+    PER_TENSOR,
+    Granularity,
+    PerAxis,
+    PerBlock,
+    PerTensor,
+    normalize_axis,
+    param_shape,
+)
 from refquant.spec.integer_ops import (
     Accumulator,
+    Layout,
     _check_accumulator,
     _finish,
     _lhs_zero_point,
     _operand,
     _rhs_zero_point,
 )
+from refquant.spec.rounding import RoundingMode
+from refquant.spec.saturation import Overflow
 
-__all__ = ["KernelPath", "PackedRhs", "kernel_path", "matmul_int", "pack_rhs"]
+__all__ = [
+    "KernelPath",
+    "Layout",
+    "PackedConvWeight",
+    "PackedRhs",
+    "conv2d_int",
+    "dequantize",
+    "kernel_path",
+    "matmul_int",
+    "pack_conv_weight",
+    "pack_rhs",
+    "qlinear_conv",
+    "qlinear_matmul",
+    "quantize",
+    "requantize",
+]
 
 _INT32_MAX = 2**31 - 1
 _I64 = npt.NDArray[np.int64]
@@ -87,7 +134,7 @@ class PackedRhs:
     Attributes
     ----------
     data:
-        The packed signed bytes ``Bs = rhs - 128 * (dtype is uint8)``: 64-column panels ``[K/4][64][4]``
+        The packed signed bytes ``Bs = rhs - 128 * (dtype is uint8)``: 48-column panels ``[K/4][48][4]``
         per batch for ``KernelPath.VNNI``, ``Bs`` transposed (columns padded to a multiple of 4) for
         ``KernelPath.PORTABLE``.  Read-only.
     colsum:
@@ -189,7 +236,7 @@ def pack_rhs(rhs: npt.ArrayLike, /, *, rhs_zero_point: npt.ArrayLike = 0) -> Pac
     layout = kernel_path()
     colsum = np.empty((nb, n), np.int64)
     if layout is KernelPath.VNNI:
-        data = _aligned_empty((nb, (n + NR - 1) // NR, ((k + 3) // 4) * 256), np.int8)
+        data = _aligned_empty((nb, (n + NR - 1) // NR, ((k + 3) // 4) * 4 * NR), np.int8)
         _gemm.pack_rhs_vnni(b3, flip, data, colsum)
     else:
         data = np.empty((nb, ((n + _gemm.PR - 1) // _gemm.PR) * _gemm.PR, k), np.int8)
@@ -218,8 +265,17 @@ def pack_rhs(rhs: npt.ArrayLike, /, *, rhs_zero_point: npt.ArrayLike = 0) -> Pac
     )
 
 
+def _vnni_groups_per_task(nb: int, m: int, n: int) -> int:
+    """Row groups per task of the VNNI driver: tasks are (batch, panel, chunk of row groups), and the
+    row groups of a panel are split into chunks only when there are too few panels (fewer than 8) to
+    give every thread several tasks."""
+    mg = -(-m // MR)
+    chunks = min(mg, max(1, -(-8 // (nb * -(-n // NR)))))
+    return -(-mg // chunks)
+
+
 def _panel_padded32(v: _I64) -> npt.NDArray[np.int32]:
-    """``v`` (batch, N) modulo 2**32 as int32, zero-padded to whole 64-column panels."""
+    """``v`` (batch, N) modulo 2**32 as int32, zero-padded to whole NR-column panels."""
     out = np.zeros((v.shape[0], -(-v.shape[1] // NR) * NR), np.int32)
     out[:, : v.shape[1]] = v.astype(np.int32)  # C cast of int64 to int32: the value modulo 2**32
     return out
@@ -299,9 +355,7 @@ def matmul_int(
             "shape_mismatch", f"inner dimensions differ: lhs shape {a.shape} has K={k}, rhs shape {b_shape} has K={k2}"
         )
     try:
-        batch = (
-            tuple(np.broadcast_shapes(a2.shape[:-2], b2_shape[:-2])) if a2.ndim > 2 or len(b2_shape) > 2 else ()
-        )
+        batch = tuple(np.broadcast_shapes(a2.shape[:-2], b2_shape[:-2])) if a2.ndim > 2 or len(b2_shape) > 2 else ()
     except ValueError:
         raise SpecError(
             "shape_mismatch", f"batch dimensions of lhs {a.shape} and rhs {b_shape} do not broadcast"
@@ -358,6 +412,9 @@ def matmul_int(
     vnni = packed.layout is KernelPath.VNNI
     kp = ((k + 3) // 4) * 4 if vnni else k
     need_rsum = packed._need_rsum
+    serial = nb * m * n * k < parallel_threshold()
+    # a large lhs is prepared on all threads (serially it cost ~10% of a 1024**3 GEMM on 2 threads)
+    par_prep = a3.size >= 1 << 18 and not serial
     if flip == 0 and kp == k and a3.flags.c_contiguous:
         au = a3
         rsum = np.empty((a3.shape[0], m), np.int64)
@@ -368,15 +425,24 @@ def matmul_int(
     else:
         au = _scratch("gemm_lhs", (a3.shape[0], m, kp), np.uint8)
         rsum = np.empty((a3.shape[0], m), np.int64)
-        # a large lhs is shifted on all threads (serially it cost ~10% of a 1024**3 GEMM on 2 threads)
-        prep = _gemm.prepare_lhs_par if a3.size >= 1 << 18 and nb * m * n * k >= parallel_threshold() else _gemm.prepare_lhs
-        prep(a3, flip, kp, au, rsum, need_rsum)
+        (_gemm.prepare_lhs_par if par_prep else _gemm.prepare_lhs)(a3, flip, kp, au, rsum, need_rsum)
 
     acc = res.reshape(nb, m, n) if dtype is np.int32 else _scratch("gemm_acc", (nb, m, n), np.int32)
-    serial = nb * m * n * k < parallel_threshold()
     if vnni:
         kern = _gemm.gemm_vnni_serial if serial else _gemm.gemm_vnni
-        kern(au, packed.data, ai, bi, rsum.astype(np.int32), alpha.astype(np.int32), packed._beta32, packed._tcol32, acc)
+        gpt = _vnni_groups_per_task(nb, m, n)
+        kern(
+            au,
+            packed.data,
+            ai,
+            bi,
+            rsum.astype(np.int32),
+            alpha.astype(np.int32),
+            packed._beta32,
+            packed._tcol32,
+            gpt,
+            acc,
+        )
     else:
         kern = _gemm.gemm_portable_serial if serial else _gemm.gemm_portable
         kern(au, packed.data, ai, bi, rsum, alpha, beta, packed._tcol, acc)
@@ -395,33 +461,6 @@ def matmul_int(
 # spec's error, or (for the options without a kernel) computes the result, bit-identical by
 # construction.  On an error ``out`` may have been partly written.
 
-from refquant.kernels import quant as _kq  # noqa: E402
-from refquant.kernels import requant as _kr  # noqa: E402
-from refquant.spec import affine as _affine  # noqa: E402
-from refquant.spec import fixed_point as _fp  # noqa: E402
-from refquant.spec.affine import (  # noqa: E402
-    NanPolicy,
-    Precision,
-    Profile,
-    QuantParams,
-    ScaleApplication,
-    ZeroPointOrder,
-)
-from refquant.spec.fixed_point import RequantRounding  # noqa: E402
-from refquant.spec.formats import INT8, IntFormat  # noqa: E402
-from refquant.spec.granularity import (  # noqa: E402
-    PER_TENSOR,
-    Granularity,
-    PerAxis,
-    PerBlock,
-    PerTensor,
-    normalize_axis,
-    param_shape,
-)
-from refquant.spec.rounding import RoundingMode  # noqa: E402
-from refquant.spec.saturation import Overflow  # noqa: E402
-
-__all__ += ["dequantize", "quantize", "requantize"]
 
 _ROUNDING_CODE = {
     RoundingMode.HALF_TO_EVEN: 0,
@@ -568,11 +607,8 @@ def quantize(
         return spec()
     cdt = opts.precision.dtype
     arr = np.asarray(x)
-    native_ok = arr.dtype.kind == "f" and arr.dtype.isnative and arr.dtype.itemsize in (4, 8)
-    if native_ok and (arr.dtype == cdt or (cdt == np.float64 and arr.dtype == np.float32)):
-        xa = arr
-    else:
-        xa = _affine._real_input(arr, cdt)
+    # One compiled kernel per compute precision: x is converted to it (float16 and float32 widen exactly).
+    xa = arr if arr.dtype == cdt and arr.dtype.isnative else _affine._real_input(arr, cdt)
     shape = tuple(xa.shape)
     if not _shape_fits(params.scale.shape, params.granularity, shape):
         return spec()
@@ -580,7 +616,8 @@ def quantize(
     if plan is None:
         return spec()
     s = params.scale.astype(cdt)
-    if opts.scale_application is ScaleApplication.RECIPROCAL_MULTIPLY:
+    recip = opts.scale_application is ScaleApplication.RECIPROCAL_MULTIPLY
+    if recip:
         with np.errstate(over="ignore", divide="ignore"):
             inv = cdt.type(1) / s
         if not np.all(np.isfinite(inv)):
@@ -588,27 +625,47 @@ def quantize(
     else:
         inv = s
     zi = params.zero_point.astype(np.int64)
-    zf = zi.astype(np.float32 if opts.zero_point_order is ZeroPointOrder.FUSED_MULTIPLY_ADD else cdt)
+    fused = opts.zero_point_order is ZeroPointOrder.FUSED_MULTIPLY_ADD
+    zf = zi.astype(np.float32 if fused else cdt)
     res = _new_or_out(out, shape, fmt.storage_dtype.type, (x,))
     if res.size == 0:
         return res
+    # kinds 0/1/2: the branch-free loops for DIVIDE / RECIPROCAL_MULTIPLY / FUSED_MULTIPLY_ADD (saturation into
+    # <= 16 bits, rounding half to even or half away from zero); kind 3: any option, element by element.
+    if opts.overflow is Overflow.SATURATE and fmt.bits <= 16 and _ROUNDING_CODE[opts.rounding] <= 1:
+        kind = 2 if fused else int(recip)
+    else:
+        kind = 3
+    after = opts.zero_point_order is ZeroPointOrder.AFTER_ROUNDING
+    zb = np.zeros_like(s) if after else zf
+    za = zi.astype(cdt) if after else np.zeros_like(s)
     xc = np.ascontiguousarray(xa).reshape(plan.rows, plan.length)
-    o2 = _signed_view(res).reshape(plan.rows, plan.length)
-    pshape = plan.param_shape
-    args = (
+    o8 = res.reshape(plan.rows, plan.length).view(np.int8)
+    pshape = plan.param_shape if plan.vector else (1, *plan.param_shape)
+
+    def prm(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        return np.ascontiguousarray(a.reshape(pshape))
+
+    head = (
         xc,
-        o2,
-        np.ascontiguousarray(s.reshape(pshape)),
-        np.ascontiguousarray(inv.reshape(pshape)),
-        np.ascontiguousarray(zf.reshape(pshape)),
-        np.ascontiguousarray(zi.reshape(pshape)),
-        np.array([0.0, 0.5, 1.0, 2.0**34], dtype=cdt),
+        o8,
+        res.dtype.itemsize,
+        prm(s),
+        prm(inv),
+        prm(zf),
+        prm(zi),
+        prm(s),
+        prm(zb),
+        prm(za),
+        np.array([0.0, 0.5, 1.0, fmt.qmin, fmt.qmax], dtype=cdt),
+        plan.vector,
         plan.a,
         plan.b,
-        bool(plan.c) if not plan.vector else plan.c,
+        plan.c,
         plan.chunk,
     )
-    codes = (
+    tail = (
+        kind,
         0 if opts.scale_application is ScaleApplication.DIVIDE else 1,
         _ZORDER_CODE[opts.zero_point_order],
         _ROUNDING_CODE[opts.rounding],
@@ -620,11 +677,9 @@ def quantize(
     )
     nw = plan.rows * -(-plan.length // plan.chunk)
     if res.size < _serial_elements():
-        kern = _kq.quantize_vector_rows if plan.vector else _kq.quantize_scalar_rows
-        nans = kern(*args, 0, nw, *codes)
+        nans = _kq.quantize_rows(*head, 0, nw, *tail)
     else:
-        kern = _kq.quantize_vector_rows_par if plan.vector else _kq.quantize_scalar_rows_par
-        nans = kern(*args, min(nw, _PARTS), *codes)
+        nans = _kq.quantize_rows_par(*head, min(nw, _PARTS), *tail)
     if nans and opts.nan_policy is NanPolicy.RAISE:
         return spec()
     return res
@@ -656,19 +711,21 @@ def dequantize(
     res = _new_or_out(out, shape, np.float32, (q,))
     if res.size == 0:
         return res
-    qc = np.ascontiguousarray(qa, dtype=qa.dtype.newbyteorder("=")).reshape(plan.rows, plan.length)
+    # codes of 8 and 16 bits are read as they are, wider ones as int64 (exact): five compiled kernels in all
+    kdt = qa.dtype.newbyteorder("=") if qa.dtype.itemsize <= 2 else np.dtype(np.int64)
+    qc = np.ascontiguousarray(qa, dtype=kdt).reshape(plan.rows, plan.length)
     o2 = res.reshape(plan.rows, plan.length)
-    s = np.ascontiguousarray(params.scale.reshape(plan.param_shape))
-    zi = np.ascontiguousarray(params.zero_point.astype(np.int64).reshape(plan.param_shape))
+    pshape = plan.param_shape if plan.vector else (1, *plan.param_shape)
+    s = np.ascontiguousarray(params.scale.reshape(pshape))
+    zi = np.ascontiguousarray(params.zero_point.astype(np.int64).reshape(pshape))
     fmt = params.fmt
-    third = plan.c if plan.vector else bool(plan.c)
+    head = (qc, o2, s, zi, plan.vector, plan.a, plan.b, plan.c, plan.chunk)
+    tail = (fmt.qmin, fmt.qmax)
     nw = plan.rows * -(-plan.length // plan.chunk)
     if res.size < _serial_elements():
-        kern = _kq.dequantize_vector_rows if plan.vector else _kq.dequantize_scalar_rows
-        bad = kern(qc, o2, s, zi, plan.a, plan.b, third, plan.chunk, 0, nw, fmt.qmin, fmt.qmax)
+        bad = _kq.dequantize_rows(*head, 0, nw, *tail)
     else:
-        kern = _kq.dequantize_vector_rows_par if plan.vector else _kq.dequantize_scalar_rows_par
-        bad = kern(qc, o2, s, zi, plan.a, plan.b, third, plan.chunk, min(nw, _PARTS), fmt.qmin, fmt.qmax)
+        bad = _kq.dequantize_rows_par(*head, min(nw, _PARTS), *tail)
     if bad:
         return spec()
     return res
@@ -758,16 +815,17 @@ def requantize(
     res = _new_or_out(out, shape, out_fmt.storage_dtype.type, (acc,))
     if res.size == 0:
         return res
-    ac = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("=")).reshape(plan.rows, plan.length)
-    o2 = _signed_view(res).reshape(plan.rows, plan.length)
+    # accumulators are read as int32 (int8..uint16, int32) or int64 (uint32, int64), both exact: two kernels
+    kdt = np.dtype(np.int32) if a.dtype.itemsize <= 2 or (a.dtype.kind == "i" and a.dtype.itemsize == 4) else np.int64
+    ac = np.ascontiguousarray(a, dtype=kdt).reshape(plan.rows, plan.length)
+    o8 = res.reshape(plan.rows, plan.length).view(np.int8)
     nw = plan.rows * -(-plan.length // plan.chunk)
-    mode = _REQUANT_CODE[rounding]
+    head = (ac, o8, res.dtype.itemsize, qm, em, mf, plan.vector, plan.a, plan.chunk)
+    tail = (_REQUANT_CODE[rounding], zp, lo, hi)
     if res.size < _serial_elements():
-        bad = _kr.requantize_rows(ac, o2, qm, em, mf, plan.vector, plan.a, plan.chunk, 0, nw, mode, zp, lo, hi)
+        bad = _kr.requantize_bytes(*head, 0, nw, *tail)
     else:
-        bad = _kr.requantize_rows_par(
-            ac, o2, qm, em, mf, plan.vector, plan.a, plan.chunk, min(nw, _PARTS), mode, zp, lo, hi
-        )
+        bad = _kr.requantize_bytes_par(*head, min(nw, _PARTS), *tail)
     if bad:
         return spec()
     return res
@@ -780,16 +838,6 @@ def requantize(
 # copy, an uint8 NHWC input without padding is read in place); no im2col buffer: the VNNI tile walks
 # the kh*kw tap offsets itself.  The result is computed as NHWC int32 and written once to the
 # caller's layout.  Validation repeats the spec's conv2d_int checks in its order with its helpers.
-
-from collections.abc import Sequence  # noqa: E402
-
-import numba as _numba  # noqa: E402
-
-from refquant.kernels import conv as _conv  # noqa: E402
-from refquant.spec import integer_ops as _spec_ops  # noqa: E402
-from refquant.spec.integer_ops import Layout  # noqa: E402
-
-__all__ += ["Layout", "PackedConvWeight", "conv2d_int", "pack_conv_weight"]
 
 
 def _conv_wrap32(v: npt.NDArray[np.int64]) -> npt.NDArray[np.int32]:
@@ -870,7 +918,7 @@ def pack_conv_weight(w: npt.ArrayLike, /, *, groups: int = 1, layout: Layout = L
     """
     if not isinstance(layout, Layout):
         raise SpecError("invalid_option", f"layout must be a Layout, got {layout!r}")
-    wa = _spec_ops._operand(w, "w")
+    wa = _qops._operand(w, "w")
     if wa.ndim != 4:
         raise SpecError("shape_mismatch", f"conv2d_int needs a 4-D w, got shape {wa.shape}")
     if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
@@ -919,7 +967,7 @@ def _conv_args(
         hit = _CONV_ARGS_MEMO.get(key)
         if hit is not None:
             return hit._replace(x=x, w=w)
-    p = _spec_ops._conv_args(x, w, x_zero_point, w_zero_point, stride, padding, dilation, groups, layout, accumulator)
+    p = _qops._conv_args(x, w, x_zero_point, w_zero_point, stride, padding, dilation, groups, layout, accumulator)
     if key is not None:
         if len(_CONV_ARGS_MEMO) >= 256:
             _CONV_ARGS_MEMO.clear()
@@ -1081,7 +1129,7 @@ def conv2d_int(
     full = exact.reshape(n_, oh, ow, o)
     if layout is Layout.NCHW:
         full = full.transpose(0, 3, 1, 2)
-    finished = _spec_ops._finish(np.ascontiguousarray(full), accumulator, "conv2d_int")
+    finished = _qops._finish(np.ascontiguousarray(full), accumulator, "conv2d_int")
     if out is None:
         return finished
     np.copyto(out, finished)
@@ -1103,10 +1151,6 @@ def conv2d_int(
 # raises its error for DOUBLE / SINGLE).  Where the kernel finds a requantization unpredictable, the
 # spec's requantization step runs on the same accumulators and raises the spec's error (``out`` may then have been partly written).  So an
 # invalid ``out`` is reported after every argument error and before any arithmetic (overflow) error.
-
-from refquant.spec import integer_ops as _qops  # noqa: E402
-
-__all__ += ["qlinear_conv", "qlinear_matmul"]
 
 
 def _fixed_point_multipliers(m: npt.NDArray[np.float64], single: bool) -> tuple[_I64, _I64]:

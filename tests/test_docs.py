@@ -91,8 +91,9 @@ def test_markdown_examples(path: Path) -> None:
     assert not stray, f"{name}: '>>>' outside a ```python fence (not executed) at line(s) {stray}"
     test = doctest.DocTestParser().get_doctest(code, {"__name__": "__main__"}, name, str(path), 0)
     if not test.examples:
+        # A generated or prose-only page (docs/performance.md): no stray prompt (checked above) is all it owes.
         assert not _is_spec_chapter(path), f"{name}: a spec chapter must hold at least one executed >>> example"
-        pytest.skip(f"{name} has no >>> examples")
+        return
     results, report = _run(test)
     assert results.failed == 0, f"{name}: {results.failed} of {results.attempted} examples failed\n{report}"
     assert results.attempted == len(test.examples)
@@ -283,7 +284,7 @@ def test_import_skips_only_modules_that_miss_an_optional_extra(tmp_path: Path, m
     assert not _is_specification("refquant.testing")
 
 
-def test_a_spec_chapter_without_examples_fails_and_another_page_is_skipped(
+def test_a_spec_chapter_without_examples_fails_and_another_page_passes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     spec = tmp_path / "docs" / "spec"
@@ -294,5 +295,4 @@ def test_a_spec_chapter_without_examples_fails_and_another_page_is_skipped(
     monkeypatch.setattr(f"{__name__}.SPEC_DOCS", spec)
     with pytest.raises(AssertionError, match="at least one executed"):
         test_markdown_examples(spec / "empty.md")
-    with pytest.raises(pytest.skip.Exception):
-        test_markdown_examples(tmp_path / "docs" / "notes.md")
+    test_markdown_examples(tmp_path / "docs" / "notes.md")  # no examples and no stray prompt: passes

@@ -27,7 +27,34 @@ import numpy as np
 from numba import prange
 
 from refquant.kernels._jit import njit, njit_parallel
-from refquant.kernels.vnni import MR, NR, tile_1x64, tile_2x64, tile_3x64, tile_4x64, tile_5x64, tile_6x64
+from refquant.kernels.vnni import (
+    MR,
+    NR,
+    tile_1,
+    tile_1_16,
+    tile_1_32,
+    tile_2,
+    tile_2_16,
+    tile_2_32,
+    tile_3,
+    tile_3_16,
+    tile_3_32,
+    tile_4,
+    tile_4_16,
+    tile_4_32,
+    tile_5,
+    tile_5_16,
+    tile_5_32,
+    tile_6,
+    tile_6_16,
+    tile_6_32,
+    tile_7,
+    tile_7_16,
+    tile_7_32,
+    tile_8,
+    tile_8_16,
+    tile_8_32,
+)
 
 __all__ = [
     "PR",
@@ -58,9 +85,10 @@ def _row_sum(row, k):  # type: ignore[no-untyped-def]
     """Exact ``sum(row[:k])`` of uint8 values: int32 partial sums over 8192-byte chunks (vectorizes), int64 total."""
     total = np.int64(0)
     for c0 in range(0, k, 8192):
+        seg = row[c0 : min(k, c0 + 8192)]  # a loop over a slice vectorizes, one over range(c0, c1) did not (16x slower)
         s = np.int32(0)
-        for c in range(c0, min(k, c0 + 8192)):
-            s = np.int32(s + np.int32(row[c]))
+        for c in range(seg.shape[0]):
+            s = np.int32(s + np.int32(seg[c]))
         total += np.int64(s)
     return total
 
@@ -114,9 +142,9 @@ def rowsum_u8(a, rsum):  # type: ignore[no-untyped-def]
 
 @njit
 def pack_rhs_vnni(bu, flip, bp, colsum):  # type: ignore[no-untyped-def]
-    """Pack ``Bs = bu XOR flip`` (3-D uint8 view ``(nb, K, N)``) into 64-column panels ``[K/4][64][4]``.
+    """Pack ``Bs = bu XOR flip`` (3-D uint8 view ``(nb, K, N)``) into ``NR``-column panels ``[K/4][NR][4]``.
 
-    ``bp`` is ``(nb, ceil(N/64), kq * 256)`` int8, ``colsum`` ``(nb, N)`` int64 receives ``sum_k Bs``.
+    ``bp`` is ``(nb, ceil(N/NR), kq * 4 * NR)`` int8, ``colsum`` ``(nb, N)`` int64 receives ``sum_k Bs``.
     """
     nb, k, n = bu.shape
     fx = np.uint8(flip)
@@ -129,7 +157,8 @@ def pack_rhs_vnni(bu, flip, bp, colsum):  # type: ignore[no-untyped-def]
             r = kk & 3
             for j in range(n):
                 v = np.int8(bu[b, kk, j] ^ fx)
-                bp[b, j >> 6, q * 256 + (j & 63) * 4 + r] = v
+                p = j // NR
+                bp[b, p, (q * NR + j - p * NR) * 4 + r] = v
                 colsum[b, j] += np.int64(v)
 
 
@@ -142,7 +171,8 @@ def unpack_vnni(bp, k, n, bs):  # type: ignore[no-untyped-def]
             q = kk >> 2
             r = kk & 3
             for j in range(n):
-                bs[b, kk, j] = bp[b, j >> 6, q * 256 + (j & 63) * 4 + r]
+                p = j // NR
+                bs[b, kk, j] = bp[b, p, (q * NR + j - p * NR) * 4 + r]
 
 
 @njit
@@ -172,81 +202,134 @@ def unpack_portable(bt, k, n, bs):  # type: ignore[no-untyped-def]
 
 
 # --------------------------------------------------------------------------------------------------
-# VNNI driver: one task = one (batch, 64-column panel, 6-row group) tile over the whole K
+# VNNI driver: one task = one (batch, NR-column panel, chunk of MR-row groups) over the whole K
 
 
 @njit
 def _run_tile(rows, a_addr, kp, b_addr, kq, c_addr, ldc, rs, al, be, tc):  # type: ignore[no-untyped-def]
-    """The VNNI tile of ``rows`` (1..6) rows x 64 columns (``rs, al, be, tc``: addresses of its int32 terms)."""
-    if rows == 6:
-        tile_6x64(a_addr, kp, b_addr, kq, c_addr, ldc, rs, al, be, tc)
+    """The VNNI tile of ``rows`` (1..8) rows x NR columns (``rs, al, be, tc``: addresses of its int32 terms)."""
+    if rows == 8:
+        tile_8(a_addr, kp, b_addr, kq, c_addr, ldc, rs, al, be, tc)
+    elif rows == 7:
+        tile_7(a_addr, kp, b_addr, kq, c_addr, ldc, rs, al, be, tc)
+    elif rows == 6:
+        tile_6(a_addr, kp, b_addr, kq, c_addr, ldc, rs, al, be, tc)
     elif rows == 5:
-        tile_5x64(a_addr, kp, b_addr, kq, c_addr, ldc, rs, al, be, tc)
+        tile_5(a_addr, kp, b_addr, kq, c_addr, ldc, rs, al, be, tc)
     elif rows == 4:
-        tile_4x64(a_addr, kp, b_addr, kq, c_addr, ldc, rs, al, be, tc)
+        tile_4(a_addr, kp, b_addr, kq, c_addr, ldc, rs, al, be, tc)
     elif rows == 3:
-        tile_3x64(a_addr, kp, b_addr, kq, c_addr, ldc, rs, al, be, tc)
+        tile_3(a_addr, kp, b_addr, kq, c_addr, ldc, rs, al, be, tc)
     elif rows == 2:
-        tile_2x64(a_addr, kp, b_addr, kq, c_addr, ldc, rs, al, be, tc)
+        tile_2(a_addr, kp, b_addr, kq, c_addr, ldc, rs, al, be, tc)
     else:
-        tile_1x64(a_addr, kp, b_addr, kq, c_addr, ldc, rs, al, be, tc)
+        tile_1(a_addr, kp, b_addr, kq, c_addr, ldc, rs, al, be, tc)
 
 
 @njit
-def _vnni_task(t, au, bp, ai, bi, rsum, alpha, beta, tcol, out):  # type: ignore[no-untyped-def]
+def _run_tile_32(rows, a_addr, kp, b_addr, kq, c_addr, ldc, rs, al, be, tc):  # type: ignore[no-untyped-def]
+    """``_run_tile`` on the first 32 columns of a panel (the last panel of B, 17 to 32 columns)."""
+    if rows == 8:
+        tile_8_32(a_addr, kp, b_addr, kq, c_addr, ldc, rs, al, be, tc)
+    elif rows == 7:
+        tile_7_32(a_addr, kp, b_addr, kq, c_addr, ldc, rs, al, be, tc)
+    elif rows == 6:
+        tile_6_32(a_addr, kp, b_addr, kq, c_addr, ldc, rs, al, be, tc)
+    elif rows == 5:
+        tile_5_32(a_addr, kp, b_addr, kq, c_addr, ldc, rs, al, be, tc)
+    elif rows == 4:
+        tile_4_32(a_addr, kp, b_addr, kq, c_addr, ldc, rs, al, be, tc)
+    elif rows == 3:
+        tile_3_32(a_addr, kp, b_addr, kq, c_addr, ldc, rs, al, be, tc)
+    elif rows == 2:
+        tile_2_32(a_addr, kp, b_addr, kq, c_addr, ldc, rs, al, be, tc)
+    else:
+        tile_1_32(a_addr, kp, b_addr, kq, c_addr, ldc, rs, al, be, tc)
+
+
+@njit
+def _run_tile_16(rows, a_addr, kp, b_addr, kq, c_addr, ldc, rs, al, be, tc):  # type: ignore[no-untyped-def]
+    """``_run_tile`` on the first 16 columns of a panel (the last panel of B, 1 to 16 columns)."""
+    if rows == 8:
+        tile_8_16(a_addr, kp, b_addr, kq, c_addr, ldc, rs, al, be, tc)
+    elif rows == 7:
+        tile_7_16(a_addr, kp, b_addr, kq, c_addr, ldc, rs, al, be, tc)
+    elif rows == 6:
+        tile_6_16(a_addr, kp, b_addr, kq, c_addr, ldc, rs, al, be, tc)
+    elif rows == 5:
+        tile_5_16(a_addr, kp, b_addr, kq, c_addr, ldc, rs, al, be, tc)
+    elif rows == 4:
+        tile_4_16(a_addr, kp, b_addr, kq, c_addr, ldc, rs, al, be, tc)
+    elif rows == 3:
+        tile_3_16(a_addr, kp, b_addr, kq, c_addr, ldc, rs, al, be, tc)
+    elif rows == 2:
+        tile_2_16(a_addr, kp, b_addr, kq, c_addr, ldc, rs, al, be, tc)
+    else:
+        tile_1_16(a_addr, kp, b_addr, kq, c_addr, ldc, rs, al, be, tc)
+
+
+@njit
+def _vnni_task(t, au, bp, ai, bi, rsum, alpha, beta, tcol, gpt, out):  # type: ignore[no-untyped-def]
     _, m, n = out.shape
     kp = au.shape[2]
     kq = kp // 4
     np_ = bp.shape[1]
     mg = (m + MR - 1) // MR
-    g = t % mg
-    rest = t // mg
+    nch = (mg + gpt - 1) // gpt
+    ch = t % nch
+    rest = t // nch
     p = rest % np_
     b = rest // np_
-    i0 = g * MR
-    rows = min(MR, m - i0)
     j0 = p * NR
     cols = min(NR, n - j0)
     ba = ai[b]
     bb = bi[b]
-    a_addr = np.int64(au.ctypes.data) + (ba * m + i0) * kp
-    b_addr = np.int64(bp.ctypes.data) + (bb * np_ + p) * (kq * 256)
+    b_addr = np.int64(bp.ctypes.data) + (bb * np_ + p) * (kq * 4 * NR)
     width = beta.shape[1]
-    rs = np.int64(rsum.ctypes.data) + (ba * m + i0) * 4
-    al = np.int64(alpha.ctypes.data) + (b * m + i0) * 4
     be = np.int64(beta.ctypes.data) + (bb * width + j0) * 4
     tc = np.int64(tcol.ctypes.data) + (bb * width + j0) * 4
-    if cols == NR:
-        c_addr = np.int64(out.ctypes.data) + ((b * m + i0) * n + j0) * 4
-        _run_tile(rows, a_addr, kp, b_addr, kq, c_addr, n, rs, al, be, tc)
-    else:  # the last, partial panel: through a 6 x 64 scratch tile
-        tile = np.empty((MR, NR), dtype=np.int32)
-        _run_tile(rows, a_addr, kp, b_addr, kq, np.int64(tile.ctypes.data), NR, rs, al, be, tc)
-        for r in range(rows):
-            out[b, i0 + r, j0:n] = tile[r, :cols]
+    tile = np.empty((MR, NR), dtype=np.int32)
+    for g in range(ch * gpt, min(mg, ch * gpt + gpt)):
+        i0 = g * MR
+        rows = min(MR, m - i0)
+        a_addr = np.int64(au.ctypes.data) + (ba * m + i0) * kp
+        rs = np.int64(rsum.ctypes.data) + (ba * m + i0) * 4
+        al = np.int64(alpha.ctypes.data) + (b * m + i0) * 4
+        if cols == NR:
+            c_addr = np.int64(out.ctypes.data) + ((b * m + i0) * n + j0) * 4
+            _run_tile(rows, a_addr, kp, b_addr, kq, c_addr, n, rs, al, be, tc)
+        else:  # the last, partial panel: only its 16-column vectors, through the MR x NR scratch tile
+            if cols <= 16:
+                _run_tile_16(rows, a_addr, kp, b_addr, kq, np.int64(tile.ctypes.data), NR, rs, al, be, tc)
+            elif cols <= 32:
+                _run_tile_32(rows, a_addr, kp, b_addr, kq, np.int64(tile.ctypes.data), NR, rs, al, be, tc)
+            else:
+                _run_tile(rows, a_addr, kp, b_addr, kq, np.int64(tile.ctypes.data), NR, rs, al, be, tc)
+            for r in range(rows):
+                out[b, i0 + r, j0:n] = tile[r, :cols]
 
 
 @njit_parallel
-def gemm_vnni(au, bp, ai, bi, rsum, alpha, beta, tcol, out):  # type: ignore[no-untyped-def]
+def gemm_vnni(au, bp, ai, bi, rsum, alpha, beta, tcol, gpt, out):  # type: ignore[no-untyped-def]
     """``out = Au @ Bs + corrections`` modulo 2**32 on the VNNI tile, tasks split over Numba's threads.
 
-    The correction terms are int32 (values modulo 2**32, which leaves the result unchanged):
-    ``rsum``/``alpha`` C-contiguous ``(batches, M)``, ``beta``/``tcol`` ``(batches, panels * 64)``
-    (zero-padded to whole panels, since the tile reads 64 columns).
+    ``gpt``: row groups per task.  The correction terms are int32 (values modulo 2**32, which leaves
+    the result unchanged): ``rsum``/``alpha`` C-contiguous ``(batches, M)``, ``beta``/``tcol``
+    ``(batches, panels * NR)`` (zero-padded to whole panels, since the tile reads NR columns).
     """
     nb, m, _ = out.shape
-    ntasks = nb * bp.shape[1] * ((m + MR - 1) // MR)
+    ntasks = nb * bp.shape[1] * ((((m + MR - 1) // MR) + gpt - 1) // gpt)
     for t in prange(ntasks):
-        _vnni_task(t, au, bp, ai, bi, rsum, alpha, beta, tcol, out)
+        _vnni_task(t, au, bp, ai, bi, rsum, alpha, beta, tcol, gpt, out)
 
 
 @njit
-def gemm_vnni_serial(au, bp, ai, bi, rsum, alpha, beta, tcol, out):  # type: ignore[no-untyped-def]
+def gemm_vnni_serial(au, bp, ai, bi, rsum, alpha, beta, tcol, gpt, out):  # type: ignore[no-untyped-def]
     """``gemm_vnni`` on the calling thread (small problems)."""
     nb, m, _ = out.shape
-    ntasks = nb * bp.shape[1] * ((m + MR - 1) // MR)
+    ntasks = nb * bp.shape[1] * ((((m + MR - 1) // MR) + gpt - 1) // gpt)
     for t in range(ntasks):
-        _vnni_task(t, au, bp, ai, bi, rsum, alpha, beta, tcol, out)
+        _vnni_task(t, au, bp, ai, bi, rsum, alpha, beta, tcol, gpt, out)
 
 
 # --------------------------------------------------------------------------------------------------

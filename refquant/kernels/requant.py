@@ -15,6 +15,10 @@ the element is counted and written as ``lo``; the caller then lets the specifica
 
 Layout as in ``refquant.kernels.quant``: a C-contiguous ``(R, L)`` view cut into chunks of ``ch``;
 scalar rows use parameter ``r % pr``, vector rows the parameter row ``0`` along the row.
+
+``requantize_bytes`` (used by ``refquant.fast.requantize``) writes the codes through an int32 buffer
+and the output's bytes (``refquant.kernels.quant.store_codes``), so one compiled kernel per
+accumulator dtype serves every output width (``requantize_bytes_par``: over parallel ranges).  ``requantize_rows`` / ``requantize_rows_par`` write an int8/int16/int32 output directly.
 """
 
 from __future__ import annotations
@@ -25,8 +29,9 @@ import numpy as np
 from numba import prange
 
 from refquant.kernels._jit import njit, njit_parallel
+from refquant.kernels.quant import BUF, store_codes
 
-__all__ = ["requantize_rows", "requantize_rows_par"]
+__all__ = ["requantize_bytes", "requantize_bytes_par", "requantize_rows", "requantize_rows_par"]
 
 
 @njit
@@ -65,6 +70,74 @@ def _requant1(a: Any, q: Any, e: Any, m: Any, mode: Any, zp: Any, lo: Any, hi: A
     if t2 < int32_min or t2 > int32_max:
         return lo, True
     return min(max(t2, lo), hi), False
+
+
+@njit
+def requantize_bytes(
+    acc: Any,
+    out8: Any,
+    width: Any,
+    q: Any,
+    e: Any,
+    m: Any,
+    vector: Any,
+    pr: Any,
+    ch: Any,
+    w0: Any,
+    w1: Any,
+    mode: Any,
+    zp: Any,
+    lo: Any,
+    hi: Any,
+) -> Any:
+    """``requantize_rows`` into the bytes ``out8`` (``(R, L * width)`` int8) of an output of ``width`` bytes."""
+    n_len = acc.shape[1]
+    nch = (n_len + ch - 1) // ch
+    buf = np.empty(BUF, np.int32)
+    bad = 0
+    for w in range(w0, w1):
+        r = w // nch
+        c = w - r * nch
+        lo_i = c * ch
+        hi_i = min(n_len, lo_i + ch)
+        p = r % pr
+        for b0 in range(lo_i, hi_i, BUF):
+            b1 = min(hi_i, b0 + BUF)
+            ar = acc[r, b0:b1]
+            for i in range(b1 - b0):
+                j = b0 + i if vector else p
+                code, flag = _requant1(np.int64(ar[i]), q[j], e[j], m[j], mode, zp, lo, hi)
+                bad += flag
+                buf[i] = code
+            store_codes(buf, out8, r, b0, b1, width)
+    return bad
+
+
+@njit_parallel
+def requantize_bytes_par(
+    acc: Any,
+    out8: Any,
+    width: Any,
+    q: Any,
+    e: Any,
+    m: Any,
+    vector: Any,
+    pr: Any,
+    ch: Any,
+    parts: Any,
+    mode: Any,
+    zp: Any,
+    lo: Any,
+    hi: Any,
+) -> Any:
+    """``requantize_bytes`` over every work item, split into ``parts`` parallel ranges."""
+    nw = acc.shape[0] * ((acc.shape[1] + ch - 1) // ch)
+    counts = np.zeros(parts, np.int64)
+    for t in prange(parts):
+        counts[t] = requantize_bytes(
+            acc, out8, width, q, e, m, vector, pr, ch, t * nw // parts, (t + 1) * nw // parts, mode, zp, lo, hi
+        )
+    return counts.sum()
 
 
 @njit

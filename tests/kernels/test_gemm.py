@@ -172,6 +172,21 @@ def test_fixed_shapes_serial_and_parallel(path: KernelPath, m: int, n: int, k: i
         _same(lhs, rhs, lhs_zero_point=za, rhs_zero_point=zb, accumulator=accumulator)
 
 
+@pytest.mark.parametrize(("m", "n", "k"), [(600, 50, 600), (601, 9, 599)])
+@pytest.mark.parametrize("dtypes", [(np.int8, np.int8), (np.int8, np.uint8), (np.uint8, np.int8)])
+def test_large_lhs_prepared_in_parallel(path: KernelPath, m: int, n: int, k: int, dtypes: tuple[Any, Any]) -> None:
+    # An lhs of >= 2**18 elements in a GEMM above the serial threshold is shifted (and its row sums taken)
+    # by the parallel preparation (gemm.prepare_lhs_par); K = 599 pads the VNNI rows to 600, N = 50 and 9
+    # end in a partial panel, a uint8 lhs with a strided view cannot be used in place.
+    rng = np.random.default_rng(m + n + k)
+    lhs = _codes(rng, (m, k), np.dtype(dtypes[0]), "random")
+    rhs = _codes(rng, (k, n), np.dtype(dtypes[1]), "random")
+    zb = _zero_point(rng, (n,), np.dtype(dtypes[1]), "column")  # a nonzero rhs zero point needs the row sums
+    za = _zero_point(rng, (m,), np.dtype(dtypes[0]), "scalar")
+    _same(lhs, rhs, lhs_zero_point=za, rhs_zero_point=zb)
+    _same(_view(rng, lhs, "strided"), rhs, lhs_zero_point=za)
+
+
 # K at the int32 accumulation bound: |lhs - zl| = |rhs - zr| = 255 everywhere, so every product is 255 * 255
 # (worked by hand: 33025 * 65025 = 2_147_450_625 <= 2**31 - 1 < 33026 * 65025 = 2_147_515_650).
 BOUND_K = 33025

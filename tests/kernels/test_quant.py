@@ -396,6 +396,129 @@ def test_quantize_scale_application_near_tie() -> None:
     np.testing.assert_array_equal(got_rm, [127, -128])
 
 
+# --- the branch-free loops ------------------------------------------------------------------------------------------
+
+# Every option set with a vectorised loop in refquant.kernels.quant (kinds 0, 1, 2): saturation into at most
+# 16 bits, rounding half to even or half away from zero, each scale application and zero-point order, both
+# precisions.  Every other option set runs the element-by-element loop (kind 3).
+FAST_OPTIONS = [
+    (ScaleApplication.DIVIDE, ZeroPointOrder.AFTER_ROUNDING, Precision.FLOAT32, 0),
+    (ScaleApplication.DIVIDE, ZeroPointOrder.BEFORE_ROUNDING, Precision.FLOAT32, 0),
+    (ScaleApplication.DIVIDE, ZeroPointOrder.AFTER_ROUNDING, Precision.FLOAT64, 0),
+    (ScaleApplication.DIVIDE, ZeroPointOrder.BEFORE_ROUNDING, Precision.FLOAT64, 0),
+    (ScaleApplication.RECIPROCAL_MULTIPLY, ZeroPointOrder.AFTER_ROUNDING, Precision.FLOAT32, 1),
+    (ScaleApplication.RECIPROCAL_MULTIPLY, ZeroPointOrder.BEFORE_ROUNDING, Precision.FLOAT32, 1),
+    (ScaleApplication.RECIPROCAL_MULTIPLY, ZeroPointOrder.AFTER_ROUNDING, Precision.FLOAT64, 1),
+    (ScaleApplication.RECIPROCAL_MULTIPLY, ZeroPointOrder.BEFORE_ROUNDING, Precision.FLOAT64, 1),
+    (ScaleApplication.RECIPROCAL_MULTIPLY, ZeroPointOrder.FUSED_MULTIPLY_ADD, Precision.FLOAT32, 2),
+]
+FAST_FORMATS = [INT8, UINT8, INT16, UINT16, INT4, UINT4, UINT2, IntFormat(8, True, True), IntFormat(1, False)]
+# Layouts longer than a code buffer (refquant.kernels.quant.BUF = 1024 elements): scalar rows whose parameter
+# changes per row or per block (short last blocks), vector rows along the last axis and per block.
+FAST_LAYOUTS: list[tuple[tuple[int, ...], Granularity]] = [
+    ((5, 2100), PER_TENSOR),
+    ((5, 2100), PerAxis(0)),
+    ((7, 1500), PerAxis(1)),
+    ((2, 3, 1100), PerAxis(1)),
+    ((4, 1100), PerBlock(1, 64)),
+    ((5, 1030), PerBlock(0, 2)),
+]
+
+
+def _kinds_seen(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Records the loop kind (``tail[0]``) of every quantize kernel call."""
+    kinds: list[int] = []
+    original = kq.quantize_rows
+    n_head = 16  # arguments before the work range (w0, w1)
+
+    def spy(*args: Any) -> Any:
+        kinds.append(int(args[n_head + 2]))
+        return original(*args)
+
+    monkeypatch.setattr(kq, "quantize_rows", spy)
+    return kinds
+
+
+@pytest.mark.parametrize("rounding", [RoundingMode.HALF_TO_EVEN, RoundingMode.HALF_AWAY_FROM_ZERO])
+@pytest.mark.parametrize(("sapp", "zorder", "precision", "kind"), FAST_OPTIONS)
+def test_quantize_branch_free_loops(
+    monkeypatch: pytest.MonkeyPatch,
+    rounding: RoundingMode,
+    sapp: ScaleApplication,
+    zorder: ZeroPointOrder,
+    precision: Precision,
+    kind: int,
+) -> None:
+    """The vectorised loops on tie-dense values (ties, their float neighbours, qmin - 1/2 and qmax + 1/2 after
+    the zero point, +-inf, +-0, huge values, NaN) for every output width, layout and NaN policy; each call is
+    checked to run the expected loop."""
+    kinds = _kinds_seen(monkeypatch)
+    rng = np.random.default_rng(
+        FAST_OPTIONS.index((sapp, zorder, precision, kind)) * 2 + int(rounding.value == "half_to_even")
+    )
+    opts = {"rounding": rounding, "scale_application": sapp, "zero_point_order": zorder, "precision": precision}
+    dtype = np.dtype(np.float64) if precision is Precision.FLOAT64 else np.dtype(np.float32)
+    for i, fmt in enumerate(FAST_FORMATS):
+        for j, (shape, gran) in enumerate(FAST_LAYOUTS):
+            zp_kind = ["min", "max", "ends", "zero", "random"][(i + j) % 5]
+            params = _params(rng, fmt, shape, gran, SCALES[(3 * i + j) % 7], zp_kind)
+            x = _tie_dense(rng, params, shape, dtype, nan=True)
+            for nan_policy in NanPolicy:
+                kinds.clear()
+                got = _check_quantize(x, params, nan_policy=nan_policy, **opts)
+                assert isinstance(got, SpecError) == (nan_policy is NanPolicy.RAISE and bool(np.isnan(x).any()))
+                assert kinds
+                assert set(kinds) == {kind}
+            kinds.clear()
+            _check_quantize(np.where(np.isnan(x), 0, x), params, **opts)  # no NaN: RAISE passes
+            assert set(kinds) == {kind}
+
+
+def test_quantize_branch_free_loops_exact_edges(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hand-picked values at the edges of the float clip, per tensor, every fast option set."""
+    kinds = _kinds_seen(monkeypatch)
+    for fmt in (INT8, UINT8, INT16, UINT16, INT4):
+        for z in (fmt.qmin, 0 if fmt.signed else 1, fmt.qmax):
+            for s in (1.0, 0.5, 2.0**-10, 0.1):
+                lo, hi = fmt.qmin - z, fmt.qmax - z  # the codes' range before the zero point
+                base = np.array(
+                    [lo - 0.5, lo - 1.5, lo - 0.5 + 2**-20, lo, hi, hi + 0.5, hi + 0.5 - 2**-20, hi + 1.5, 0.5, -0.5,
+                     1.5, -1.5, 2.5, -2.5, 2.0**23 + 1, -(2.0**23) - 1, 2.0**24, 2.0**31, -(2.0**31), 2.0**40,
+                     -(2.0**40), 1e30, -1e30, 3.4e38, -3.4e38, np.inf, -np.inf, 0.0, -0.0, np.nan]
+                )  # fmt: skip
+                for sapp, zorder, precision, kind in FAST_OPTIONS:
+                    dtype = np.float64 if precision is Precision.FLOAT64 else np.float32
+                    with np.errstate(over="ignore"):
+                        x = (base * s).astype(dtype)
+                    for rounding in (RoundingMode.HALF_TO_EVEN, RoundingMode.HALF_AWAY_FROM_ZERO):
+                        kinds.clear()
+                        _check_quantize(
+                            x,
+                            QuantParams(s, z, fmt),
+                            rounding=rounding,
+                            scale_application=sapp,
+                            zero_point_order=zorder,
+                            precision=precision,
+                            nan_policy=NanPolicy.TO_QMIN,
+                        )
+                        assert kinds == [kind, kind]  # the plain call and the call with out=
+
+
+def test_quantize_other_options_run_the_generic_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """WRAP, 32-bit formats and the other rounding modes run the element-by-element loop (kind 3)."""
+    kinds = _kinds_seen(monkeypatch)
+    x = _tie_dense(np.random.default_rng(9), QuantParams(0.5, 3, INT8), (3, 1500), np.float32, nan=True)
+    for fmt, opts in (
+        (INT8, {"overflow": Overflow.WRAP}),
+        (INT32, {}),
+        (UINT8, {"rounding": RoundingMode.HALF_TO_ODD}),
+        (INT16, {"rounding": RoundingMode.TOWARD_ZERO, "nan_policy": NanPolicy.TO_QMIN}),
+    ):
+        kinds.clear()
+        _check_quantize(x, QuantParams(0.5, 3, fmt), **{"nan_policy": NanPolicy.TO_ZERO_POINT, **opts})
+        assert kinds == [3, 3]
+
+
 # --- the fused multiply-add ----------------------------------------------------------------------------------------
 
 
@@ -606,7 +729,7 @@ def test_quantize_integer_inputs() -> None:
 def test_quantize_large_array_takes_the_parallel_path(monkeypatch: pytest.MonkeyPatch) -> None:
     """An array past the real serial threshold (not lowered): every layout runs a parallel kernel."""
     calls: list[str] = []
-    for name in ("quantize_scalar_rows_par", "quantize_vector_rows_par", "dequantize_scalar_rows_par"):
+    for name in ("quantize_rows_par", "dequantize_rows_par"):
         original = getattr(kq, name)
         monkeypatch.setattr(kq, name, lambda *a, _f=original, _n=name: calls.append(_n) or _f(*a))
     n = fast._serial_elements() + 12345
@@ -635,7 +758,8 @@ def test_quantize_large_array_takes_the_parallel_path(monkeypatch: pytest.Monkey
         assert isinstance(got, SpecError)
         assert got.condition == "nan_input"
     _check_dequantize(rng.integers(-128, 128, n).astype(np.int8), QuantParams(0.25, -3, INT8))
-    assert set(calls) == {"quantize_scalar_rows_par", "quantize_vector_rows_par", "dequantize_scalar_rows_par"}
+    assert set(calls) == {"quantize_rows_par", "dequantize_rows_par"}
+    assert len(calls) == 5 * (2 + 2 + 1) + 2  # a successful check calls fast twice (once with out=)
 
 
 # --- errors and out= -------------------------------------------------------------------------------------------------

@@ -352,8 +352,8 @@ def test_requantize_zero_d_and_empty() -> None:
 def test_requantize_large_array_takes_the_parallel_path(monkeypatch: pytest.MonkeyPatch) -> None:
     """An array past the real serial threshold (not lowered) runs the parallel kernel."""
     calls: list[int] = []
-    original = kr.requantize_rows_par
-    monkeypatch.setattr(kr, "requantize_rows_par", lambda *a: calls.append(1) or original(*a))
+    original = kr.requantize_bytes_par
+    monkeypatch.setattr(kr, "requantize_bytes_par", lambda *a: calls.append(1) or original(*a))
     n = fast._serial_elements() + 4321
     rng = np.random.default_rng(5)
     acc = rng.integers(-(2**20), 2**20, n).astype(np.int32)
