@@ -274,6 +274,27 @@ def _vnni_groups_per_task(nb: int, m: int, n: int) -> int:
     return -(-mg // chunks)
 
 
+_FUSED_ROWS = 64
+_FUSED_BYTES = 1 << 19
+
+
+def _vnni_fused_split(nb: int, m: int, n: int, k: int, serial: bool) -> tuple[int, int]:
+    """Rows and panels per task of ``gemm_vnni_fused``.
+
+    An lhs of up to ``_FUSED_BYTES`` (padded) is one row block, so B streams once and the panels are
+    split over the threads (M = 16 and 128 x 3072: splitting the rows instead streamed B twice, up to 18%
+    slower); a larger lhs goes in blocks of ``_FUSED_ROWS`` rows, each against every panel (1024**3: 5%
+    faster than the panel-major order of ``gemm_vnni``).  Each task shifts its rows once.
+    """
+    mr = -(-m // MR) * MR
+    rpt = mr if mr * (k + 3) <= _FUSED_BYTES else _FUSED_ROWS
+    panels = -(-n // NR)
+    if serial:
+        return rpt, panels
+    chunks = min(panels, max(1, -(-_numba.get_num_threads() // (nb * -(-m // rpt)))))
+    return rpt, -(-panels // chunks)
+
+
 def _panel_padded32(v: _I64) -> npt.NDArray[np.int32]:
     """``v`` (batch, N) modulo 2**32 as int32, zero-padded to whole NR-column panels."""
     out = np.zeros((v.shape[0], -(-v.shape[1] // NR) * NR), np.int32)
@@ -292,6 +313,27 @@ def _max_deviation(a: npt.NDArray[Any], z: _I64, data: bool) -> int:
     if z.ndim == 0:
         return max(hi - int(z), int(z) - lo)
     return max(hi - int(z.min()), int(z.max()) - lo)
+
+
+_CONST_ROWS32: dict[tuple[int, int, int], npt.NDArray[np.int32]] = {}
+
+
+def _const_rows32(value: int, nb: int, m: int) -> npt.NDArray[np.int32]:
+    """A read-only int32 ``(nb, m)`` array filled with ``value``, cached (the VNNI tile's per-row terms:
+    ``alpha`` for a scalar lhs zero point, zero row sums when no column needs them)."""
+    if nb * m > 1 << 16:  # large ones are not kept
+        return np.full((nb, m), value, np.int32)
+    key = (value, nb, m)
+    z = _CONST_ROWS32.get(key)
+    if z is None:
+        if len(_CONST_ROWS32) >= 64:
+            _CONST_ROWS32.clear()
+        z = _CONST_ROWS32[key] = _readonly(np.full((nb, m), value, np.int32))
+    return z
+
+
+def _zero_rows32(nb: int, m: int) -> npt.NDArray[np.int32]:
+    return _const_rows32(0, nb, m)
 
 
 def _batch_index(batch_shape: tuple[int, ...], batch: tuple[int, ...]) -> npt.NDArray[np.int64]:
@@ -393,13 +435,20 @@ def matmul_int(
     bi = _batch_index(b_batch, batch)
     a3 = a2.reshape(math.prod(a_batch), m, k).view(np.uint8)
     flip = 128 if a.dtype == np.int8 else 0
-    if za.ndim == 0:
-        alpha = np.full((nb, m), int(za) + flip, np.int64)
+    vnni = packed.layout is KernelPath.VNNI
+    exact_path = not fits and accumulator is not Accumulator.INT32_WRAP
+    # alpha = za + oa per output row: int32 for the VNNI tile (|alpha| <= 383, exact), int64 otherwise
+    alpha_dtype = np.int32 if vnni and not exact_path else np.int64
+    alpha: npt.NDArray[Any]
+    if za.ndim == 0 and alpha_dtype is np.int32:
+        alpha = _const_rows32(int(za) + flip, nb, m)
+    elif za.ndim == 0:
+        alpha = np.full((nb, m), int(za) + flip, alpha_dtype)
     else:
-        alpha = np.ascontiguousarray(np.broadcast_to(za + flip, (*batch, m, 1)), dtype=np.int64).reshape(nb, m)
+        alpha = np.ascontiguousarray(np.broadcast_to(za + flip, (*batch, m, 1)), dtype=alpha_dtype).reshape(nb, m)
     beta = packed._beta
 
-    if not fits and accumulator is not Accumulator.INT32_WRAP:
+    if exact_path:
         au = np.empty((a3.shape[0], m, k), np.uint8)
         rsum = np.empty((a3.shape[0], m), np.int64)
         _gemm.prepare_lhs(a3, flip, k, au, rsum, False)
@@ -409,41 +458,35 @@ def matmul_int(
         res[...] = result
         return res
 
-    vnni = packed.layout is KernelPath.VNNI
     kp = ((k + 3) // 4) * 4 if vnni else k
     need_rsum = packed._need_rsum
     serial = nb * m * n * k < parallel_threshold()
-    # a large lhs is prepared on all threads (serially it cost ~10% of a 1024**3 GEMM on 2 threads)
-    par_prep = a3.size >= 1 << 18 and not serial
-    if flip == 0 and kp == k and a3.flags.c_contiguous:
-        au = a3
-        rsum = np.empty((a3.shape[0], m), np.int64)
-        if need_rsum:
-            _gemm.rowsum_u8(au, rsum)
-        else:
-            rsum[...] = 0
-    else:
-        au = _scratch("gemm_lhs", (a3.shape[0], m, kp), np.uint8)
-        rsum = np.empty((a3.shape[0], m), np.int64)
-        (_gemm.prepare_lhs_par if par_prep else _gemm.prepare_lhs)(a3, flip, kp, au, rsum, need_rsum)
-
     acc = res.reshape(nb, m, n) if dtype is np.int32 else _scratch("gemm_acc", (nb, m, n), np.int32)
-    if vnni:
+    if vnni and flip == 0 and kp == k and not need_rsum and a3.flags.c_contiguous:
+        # the lhs already is the tile's unsigned bytes and no row sum is needed: read in place
         kern = _gemm.gemm_vnni_serial if serial else _gemm.gemm_vnni
         gpt = _vnni_groups_per_task(nb, m, n)
-        kern(
-            au,
-            packed.data,
-            ai,
-            bi,
-            rsum.astype(np.int32),
-            alpha.astype(np.int32),
-            packed._beta32,
-            packed._tcol32,
-            gpt,
-            acc,
-        )
+        kern(a3, packed.data, ai, bi, _zero_rows32(a3.shape[0], m), alpha, packed._beta32, packed._tcol32, gpt, acc)
+    elif vnni:
+        # each task shifts (XOR 0x80 for int8), pads and sums its own rows inside the GEMM's parallel
+        # region: no separate lhs pass, and the rows a thread multiplies were written by that thread
+        rpt, ppt = _vnni_fused_split(nb, m, n, k, serial)
+        kern = _gemm.gemm_vnni_fused_serial if serial else _gemm.gemm_vnni_fused
+        kern(a3, flip, need_rsum, packed.data, ai, bi, alpha, packed._beta32, packed._tcol32, rpt, ppt, acc)
     else:
+        # a large lhs is prepared on all threads (serially it cost ~10% of a 1024**3 GEMM on 2 threads)
+        par_prep = a3.size >= 1 << 18 and not serial
+        if flip == 0 and a3.flags.c_contiguous:
+            au = a3
+            rsum = np.empty((a3.shape[0], m), np.int64)
+            if need_rsum:
+                _gemm.rowsum_u8(au, rsum)
+            else:
+                rsum[...] = 0
+        else:
+            au = _scratch("gemm_lhs", (a3.shape[0], m, k), np.uint8)
+            rsum = np.empty((a3.shape[0], m), np.int64)
+            (_gemm.prepare_lhs_par if par_prep else _gemm.prepare_lhs)(a3, flip, k, au, rsum, need_rsum)
         kern = _gemm.gemm_portable_serial if serial else _gemm.gemm_portable
         kern(au, packed.data, ai, bi, rsum, alpha, beta, packed._tcol, acc)
     if dtype is not np.int32:

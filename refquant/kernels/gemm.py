@@ -62,6 +62,8 @@ __all__ = [
     "gemm_portable",
     "gemm_portable_serial",
     "gemm_vnni",
+    "gemm_vnni_fused",
+    "gemm_vnni_fused_serial",
     "gemm_vnni_serial",
     "pack_rhs_portable",
     "pack_rhs_vnni",
@@ -330,6 +332,91 @@ def gemm_vnni_serial(au, bp, ai, bi, rsum, alpha, beta, tcol, gpt, out):  # type
     ntasks = nb * bp.shape[1] * ((((m + MR - 1) // MR) + gpt - 1) // gpt)
     for t in range(ntasks):
         _vnni_task(t, au, bp, ai, bi, rsum, alpha, beta, tcol, gpt, out)
+
+
+# --------------------------------------------------------------------------------------------------
+# VNNI driver on the raw lhs: one task = one (batch, block of rows, range of panels); the task shifts
+# its rows once into its own buffer, then runs them against every panel of its range
+
+
+@njit
+def _vnni_task_fused(t, a, flip, need_rsum, bp, ai, bi, alpha, beta, tcol, rpt, ppt, out):  # type: ignore[no-untyped-def]
+    _, m, n = out.shape
+    k = a.shape[2]
+    kq = bp.shape[2] // (4 * NR)
+    kp = kq * 4
+    np_ = bp.shape[1]
+    nrc = (m + rpt - 1) // rpt
+    npc = (np_ + ppt - 1) // ppt
+    pc = t % npc
+    rest = t // npc
+    rc = rest % nrc
+    b = rest // nrc
+    ba = ai[b]
+    bb = bi[b]
+    r0 = rc * rpt
+    nrows = min(rpt, m - r0)
+    # the rows of the block, XOR flip, zero-padded to whole k-quads, and their sums (int32, modulo 2**32)
+    abuf = np.empty((rpt, kp), dtype=np.uint8)
+    rsb = np.zeros(rpt, dtype=np.int32)
+    fx = np.uint8(flip)
+    for r in range(nrows):
+        dst = abuf[r]
+        src = a[ba, r0 + r]
+        for c in range(k):
+            dst[c] = src[c] ^ fx
+        for c in range(k, kp):
+            dst[c] = 0
+        if need_rsum:
+            rsb[r] = np.int32(_row_sum(dst, k))
+    tile = np.empty((MR, NR), dtype=np.int32)
+    width = beta.shape[1]
+    for p in range(pc * ppt, min(np_, pc * ppt + ppt)):
+        j0 = p * NR
+        cols = min(NR, n - j0)
+        b_addr = np.int64(bp.ctypes.data) + (bb * np_ + p) * (kq * 4 * NR)
+        be = np.int64(beta.ctypes.data) + (bb * width + j0) * 4
+        tc = np.int64(tcol.ctypes.data) + (bb * width + j0) * 4
+        for g0 in range(0, nrows, MR):
+            rows = min(MR, nrows - g0)
+            i0 = r0 + g0
+            a_addr = np.int64(abuf.ctypes.data) + g0 * kp
+            rs = np.int64(rsb.ctypes.data) + g0 * 4
+            al = np.int64(alpha.ctypes.data) + (b * m + i0) * 4
+            if cols == NR:
+                c_addr = np.int64(out.ctypes.data) + ((b * m + i0) * n + j0) * 4
+                _run_tile(rows, a_addr, kp, b_addr, kq, c_addr, n, rs, al, be, tc)
+            else:  # the last, partial panel: only its 16-column vectors, through the MR x NR scratch tile
+                t_addr = np.int64(tile.ctypes.data)
+                if cols <= 16:
+                    _run_tile_16(rows, a_addr, kp, b_addr, kq, t_addr, NR, rs, al, be, tc)
+                elif cols <= 32:
+                    _run_tile_32(rows, a_addr, kp, b_addr, kq, t_addr, NR, rs, al, be, tc)
+                else:
+                    _run_tile(rows, a_addr, kp, b_addr, kq, t_addr, NR, rs, al, be, tc)
+                for r in range(rows):
+                    out[b, i0 + r, j0:n] = tile[r, :cols]
+
+
+@njit_parallel
+def gemm_vnni_fused(a, flip, need_rsum, bp, ai, bi, alpha, beta, tcol, rpt, ppt, out):  # type: ignore[no-untyped-def]
+    """``gemm_vnni`` on the unprepared lhs ``a`` (3-D uint8 view, any strides, any K): each task takes
+    ``rpt`` rows (a multiple of MR) and ``ppt`` panels, and shifts (``XOR flip``), pads and (with
+    ``need_rsum``) sums its rows into a buffer of its own first, so there is no separate lhs pass and
+    the rows a thread multiplies were written by that thread.  ``alpha`` is int32 ``(batches, M)``."""
+    nb, m, _ = out.shape
+    ntasks = nb * ((m + rpt - 1) // rpt) * ((bp.shape[1] + ppt - 1) // ppt)
+    for t in prange(ntasks):
+        _vnni_task_fused(t, a, flip, need_rsum, bp, ai, bi, alpha, beta, tcol, rpt, ppt, out)
+
+
+@njit
+def gemm_vnni_fused_serial(a, flip, need_rsum, bp, ai, bi, alpha, beta, tcol, rpt, ppt, out):  # type: ignore[no-untyped-def]
+    """``gemm_vnni_fused`` on the calling thread (small problems)."""
+    nb, m, _ = out.shape
+    ntasks = nb * ((m + rpt - 1) // rpt) * ((bp.shape[1] + ppt - 1) // ppt)
+    for t in range(ntasks):
+        _vnni_task_fused(t, a, flip, need_rsum, bp, ai, bi, alpha, beta, tcol, rpt, ppt, out)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ LLVM does not turn Numba loops into ``vpdpbusd`` by itself, so the inner loop of
 written directly in LLVM IR (llvmlite's IR builder) and inlined into the ``@njit`` drivers of
 ``refquant.kernels.gemm``.
 
-Data layout the tile reads (built by ``gemm.pack_rhs_vnni`` and ``gemm.prepare_lhs``):
+Data layout the tile reads (built by ``gemm.pack_rhs_vnni``, and by ``gemm.prepare_lhs`` or the fused drivers' per-task row shift):
 
 * A: unsigned bytes ``Au`` (int8 activations arrive shifted by ``XOR 0x80``), one row of ``Kp``
   bytes per output row, ``Kp`` a multiple of 4;

@@ -176,7 +176,8 @@ def test_fixed_shapes_serial_and_parallel(path: KernelPath, m: int, n: int, k: i
 @pytest.mark.parametrize("dtypes", [(np.int8, np.int8), (np.int8, np.uint8), (np.uint8, np.int8)])
 def test_large_lhs_prepared_in_parallel(path: KernelPath, m: int, n: int, k: int, dtypes: tuple[Any, Any]) -> None:
     # An lhs of >= 2**18 elements in a GEMM above the serial threshold is shifted (and its row sums taken)
-    # by the parallel preparation (gemm.prepare_lhs_par); K = 599 pads the VNNI rows to 600, N = 50 and 9
+    # by the parallel preparation (gemm.prepare_lhs_par) on the portable path, inside the GEMM's tasks
+    # (gemm.gemm_vnni_fused) on the VNNI path; K = 599 pads the VNNI rows to 600, N = 50 and 9
     # end in a partial panel, a uint8 lhs with a strided view cannot be used in place.
     rng = np.random.default_rng(m + n + k)
     lhs = _codes(rng, (m, k), np.dtype(dtypes[0]), "random")
@@ -185,6 +186,56 @@ def test_large_lhs_prepared_in_parallel(path: KernelPath, m: int, n: int, k: int
     za = _zero_point(rng, (m,), np.dtype(dtypes[0]), "scalar")
     _same(lhs, rhs, lhs_zero_point=za, rhs_zero_point=zb)
     _same(_view(rng, lhs, "strided"), rhs, lhs_zero_point=za)
+
+
+# Shapes for the VNNI driver that shifts the lhs inside the GEMM (gemm.gemm_vnni_fused, also what the
+# portable path runs through its own preparation): M below, at and past the 8-row tile and the 64-row task
+# block (M = 150: three blocks, the last one partial), K not a multiple of 4 (rows padded) and K = 9000
+# (fewer rows per task), N ending in partial panels of 16 / 32 / 48 columns; serial and parallel sizes.
+FUSED_SHAPES = [(1, 7, 5), (7, 17, 33), (8, 48, 64), (9, 40, 3), (65, 33, 31), (150, 100, 150), (20, 97, 9000)]
+
+
+@pytest.mark.parametrize(("m", "n", "k"), FUSED_SHAPES)
+@pytest.mark.parametrize("db", [np.int8, np.uint8])
+@pytest.mark.parametrize("zpa", ["zero", "min", "max", "scalar", "row", "row_2d"])
+@pytest.mark.parametrize("zpb", ["zero", "scalar", "column"])
+def test_int8_lhs_every_zero_point(path: KernelPath, m: int, n: int, k: int, db: Any, zpa: str, zpb: str) -> None:
+    rng = np.random.default_rng(m * 7 + n * 11 + k)
+    lhs = _codes(rng, (m, k), np.dtype(np.int8), "random")
+    rhs = _codes(rng, (k, n), np.dtype(db), "random")
+    za: Any = _zero_point(rng, (m,), np.dtype(np.int8), "row" if zpa == "row_2d" else zpa)
+    if zpa == "row_2d":
+        za = np.asarray(za).reshape(m, 1)
+    zb = _zero_point(rng, (n,), np.dtype(db), zpb)
+    _same(lhs, rhs, lhs_zero_point=za, rhs_zero_point=zb)
+    if zpa in ("scalar", "row") and zpb != "zero":
+        _same(lhs, rhs, lhs_zero_point=za, rhs_zero_point=zb, accumulator=Accumulator.INT32_WRAP)
+
+
+@pytest.mark.parametrize(("m", "n", "k"), [(13, 50, 37), (150, 100, 150)])
+@pytest.mark.parametrize("how", ["strided", "transposed", "reversed"])
+@pytest.mark.parametrize("da", [np.int8, np.uint8])
+def test_lhs_views_on_the_fused_driver(path: KernelPath, m: int, n: int, k: int, how: str, da: Any) -> None:
+    rng = np.random.default_rng(m + n + k)
+    lhs = _codes(rng, (m, k), np.dtype(da), "random")
+    # "reversed": negative strides, the same values read backwards in memory
+    view = np.ascontiguousarray(lhs[::-1, ::-1])[::-1, ::-1] if how == "reversed" else _view(rng, lhs, how)
+    rhs = _codes(rng, (k, n), np.dtype(np.int8), "random")
+    _same(view, rhs, lhs_zero_point=_zero_point(rng, (m,), np.dtype(da), "row"))
+    _same(view, rhs, lhs_zero_point=_zero_point(rng, (m,), np.dtype(da), "scalar"), rhs_zero_point=3)
+
+
+@pytest.mark.parametrize(("batch_a", "batch_b"), [((3,), ()), ((2, 1), (3,)), ((), (2,)), ((1, 2), (3, 2))])
+@pytest.mark.parametrize(("m", "n", "k"), [(9, 50, 21), (70, 60, 64)])
+def test_batched_int8_lhs(
+    path: KernelPath, batch_a: tuple[int, ...], batch_b: tuple[int, ...], m: int, n: int, k: int
+) -> None:
+    rng = np.random.default_rng(m + n + k + len(batch_a))
+    lhs = _view(rng, _codes(rng, (*batch_a, m, k), np.dtype(np.int8), "random"), "strided")
+    rhs = _codes(rng, (*batch_b, k, n), np.dtype(np.uint8), "random")
+    za = _zero_point(rng, (*batch_a, m, 1), np.dtype(np.int8), "row")
+    _same(lhs, rhs, lhs_zero_point=za, rhs_zero_point=_zero_point(rng, (n,), np.dtype(np.uint8), "column"))
+    _same(lhs, rhs, lhs_zero_point=-5)
 
 
 # K at the int32 accumulation bound: |lhs - zl| = |rhs - zr| = 255 everywhere, so every product is 255 * 255
