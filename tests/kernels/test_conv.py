@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -27,30 +26,10 @@ from hypothesis import strategies as st
 
 import refquant.fast as fast
 from refquant.errors import SpecError, UnpredictableError
-from refquant.kernels._jit import KernelPath, host_has_avx512vnni, set_kernel_path
+from refquant.kernels._jit import KernelPath
 from refquant.spec import integer_ops as spec_ops
 from refquant.spec.integer_ops import Accumulator, Layout
-
-PATHS = [KernelPath.PORTABLE, *([KernelPath.VNNI] if host_has_avx512vnni() else [])]
-DTYPES = [np.dtype(np.int8), np.dtype(np.uint8)]
-
-
-@pytest.fixture(scope="module", params=PATHS, ids=lambda p: p.value)
-def path(request: pytest.FixtureRequest) -> Iterator[KernelPath]:
-    set_kernel_path(request.param)
-    yield request.param
-    set_kernel_path(None)
-
-
-def _codes(rng: np.random.Generator, shape: tuple[int, ...], dtype: np.dtype[Any], fill: str) -> np.ndarray:
-    info = np.iinfo(dtype)
-    if fill == "min":
-        return np.full(shape, info.min, dtype)
-    if fill == "max":
-        return np.full(shape, info.max, dtype)
-    if fill == "extremes":
-        return np.where(rng.integers(0, 2, shape).astype(bool), info.min, info.max).astype(dtype)
-    return rng.integers(info.min, int(info.max) + 1, shape).astype(dtype)
+from tests.kernels.conftest import DTYPES, codes
 
 
 def _zero_point(rng: np.random.Generator, dtype: np.dtype[Any], kind: str, channels: int = 1) -> Any:
@@ -132,8 +111,8 @@ def _build(p: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     g, cg, ocg = p["groups"], p["cg"], p["ocg"]
     kh, kw = p["kernel"]
     h, w = p["hw"]
-    x = _view(_codes(rng, (p["n"], g * cg, h, w), p["x_dtype"], p["x_fill"]), p["view"])
-    wt = _codes(rng, (g * ocg, cg, kh, kw), p["w_dtype"], p["w_fill"])
+    x = _view(codes(rng, (p["n"], g * cg, h, w), p["x_dtype"], p["x_fill"]), p["view"])
+    wt = codes(rng, (g * ocg, cg, kh, kw), p["w_dtype"], p["w_fill"])
     if p["layout"] is Layout.NHWC:
         x = x.transpose(0, 2, 3, 1)  # a channels-last view: strided unless the view made it contiguous
         wt = np.ascontiguousarray(wt.transpose(0, 2, 3, 1))
@@ -293,7 +272,12 @@ def test_errors_match_the_spec(args: tuple[Any, ...], kwargs: dict[str, Any]) ->
 
 def test_invalid_out_and_packed_groups() -> None:
     y = spec_ops.conv2d_int(X, W)
-    for bad in (np.empty(y.shape, np.int64), np.empty((1, 8, 3, 4), np.int32), np.empty(y.shape[::-1], np.int32).T, [0]):
+    for bad in (
+        np.empty(y.shape, np.int64),
+        np.empty((1, 8, 3, 4), np.int32),
+        np.empty(y.shape[::-1], np.int32).T,
+        [0],
+    ):
         with pytest.raises(SpecError) as err:
             fast.conv2d_int(X, W, out=bad)  # type: ignore[arg-type]
         assert err.value.condition == "invalid_out"

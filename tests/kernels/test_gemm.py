@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -26,27 +25,7 @@ from refquant.errors import SpecError, UnpredictableError
 from refquant.kernels._jit import KernelPath, host_has_avx512vnni, set_kernel_path
 from refquant.spec import integer_ops as spec_ops
 from refquant.spec.integer_ops import Accumulator
-
-PATHS = [KernelPath.PORTABLE, *([KernelPath.VNNI] if host_has_avx512vnni() else [])]
-DTYPES = [np.dtype(np.int8), np.dtype(np.uint8)]
-
-
-@pytest.fixture(scope="module", params=PATHS, ids=lambda p: p.value)
-def path(request: pytest.FixtureRequest) -> Iterator[KernelPath]:
-    set_kernel_path(request.param)
-    yield request.param
-    set_kernel_path(None)
-
-
-def _codes(rng: np.random.Generator, shape: tuple[int, ...], dtype: np.dtype[Any], fill: str) -> np.ndarray:
-    info = np.iinfo(dtype)
-    if fill == "min":
-        return np.full(shape, info.min, dtype)
-    if fill == "max":
-        return np.full(shape, info.max, dtype)
-    if fill == "extremes":
-        return np.where(rng.integers(0, 2, shape).astype(bool), info.min, info.max).astype(dtype)
-    return rng.integers(info.min, int(info.max) + 1, shape).astype(dtype)
+from tests.kernels.conftest import DTYPES, codes
 
 
 def _zero_point(rng: np.random.Generator, shape: tuple[int, ...], dtype: np.dtype[Any], kind: str) -> Any:
@@ -109,8 +88,8 @@ def test_matmul_matches_spec(
     zpa: str, zpb: str, view_a: str, view_b: str, accumulator: Accumulator,
 ) -> None:  # fmt: skip
     rng = np.random.default_rng(seed)
-    lhs = _view(rng, _codes(rng, (m, k), da, fill_a), view_a)
-    rhs = _view(rng, _codes(rng, (k, n), db, fill_b), view_b)
+    lhs = _view(rng, codes(rng, (m, k), da, fill_a), view_a)
+    rhs = _view(rng, codes(rng, (k, n), db, fill_b), view_b)
     za = _zero_point(rng, (m,), da, "row" if zpa == "row_2d" else zpa)
     if zpa == "row_2d":
         za = np.asarray(za).reshape(m, 1)
@@ -140,8 +119,8 @@ def test_batched_matmul_matches_spec(
     except ValueError:
         batch_b = ()
     rng = np.random.default_rng(seed)
-    lhs = _codes(rng, (*batch_a, m, k), da, "random")
-    rhs = _codes(rng, (*batch_b, k, n), db, "random")
+    lhs = codes(rng, (*batch_a, m, k), da, "random")
+    rhs = codes(rng, (*batch_b, k, n), db, "random")
     za: Any = _zero_point(rng, (m,), da, "row")
     if per_row_batched:
         za = _zero_point(rng, (*batch_a, m, 1), da, "row")
@@ -152,8 +131,8 @@ def test_batched_matmul_matches_spec(
 @pytest.mark.parametrize(("lhs_shape", "rhs_shape"), [((5,), (5, 7)), ((3, 5), (5,)), ((5,), (5,)), ((2, 3, 5), (5,))])
 def test_one_dimensional_operands(path: KernelPath, lhs_shape: tuple[int, ...], rhs_shape: tuple[int, ...]) -> None:
     rng = np.random.default_rng(7)
-    lhs = _codes(rng, lhs_shape, np.dtype(np.uint8), "random")
-    rhs = _codes(rng, rhs_shape, np.dtype(np.int8), "random")
+    lhs = codes(rng, lhs_shape, np.dtype(np.uint8), "random")
+    rhs = codes(rng, rhs_shape, np.dtype(np.int8), "random")
     _same(lhs, rhs, lhs_zero_point=3, rhs_zero_point=-2)
 
 
@@ -164,8 +143,8 @@ def test_one_dimensional_operands(path: KernelPath, lhs_shape: tuple[int, ...], 
 def test_fixed_shapes_serial_and_parallel(path: KernelPath, m: int, n: int, k: int, dtypes: tuple[Any, Any]) -> None:
     # (70, 130, 300) is above the serial threshold and runs on the parallel drivers.
     rng = np.random.default_rng(m * 1000 + n + k)
-    lhs = _codes(rng, (m, k), np.dtype(dtypes[0]), "random")
-    rhs = _codes(rng, (k, n), np.dtype(dtypes[1]), "random")
+    lhs = codes(rng, (m, k), np.dtype(dtypes[0]), "random")
+    rhs = codes(rng, (k, n), np.dtype(dtypes[1]), "random")
     za = _zero_point(rng, (m,), np.dtype(dtypes[0]), "row")
     zb = _zero_point(rng, (n,), np.dtype(dtypes[1]), "column")
     for accumulator in Accumulator:
@@ -180,8 +159,8 @@ def test_large_lhs_prepared_in_parallel(path: KernelPath, m: int, n: int, k: int
     # (gemm.gemm_vnni_fused) on the VNNI path; K = 599 pads the VNNI rows to 600, N = 50 and 9
     # end in a partial panel, a uint8 lhs with a strided view cannot be used in place.
     rng = np.random.default_rng(m + n + k)
-    lhs = _codes(rng, (m, k), np.dtype(dtypes[0]), "random")
-    rhs = _codes(rng, (k, n), np.dtype(dtypes[1]), "random")
+    lhs = codes(rng, (m, k), np.dtype(dtypes[0]), "random")
+    rhs = codes(rng, (k, n), np.dtype(dtypes[1]), "random")
     zb = _zero_point(rng, (n,), np.dtype(dtypes[1]), "column")  # a nonzero rhs zero point needs the row sums
     za = _zero_point(rng, (m,), np.dtype(dtypes[0]), "scalar")
     _same(lhs, rhs, lhs_zero_point=za, rhs_zero_point=zb)
@@ -201,8 +180,8 @@ FUSED_SHAPES = [(1, 7, 5), (7, 17, 33), (8, 48, 64), (9, 40, 3), (65, 33, 31), (
 @pytest.mark.parametrize("zpb", ["zero", "scalar", "column"])
 def test_int8_lhs_every_zero_point(path: KernelPath, m: int, n: int, k: int, db: Any, zpa: str, zpb: str) -> None:
     rng = np.random.default_rng(m * 7 + n * 11 + k)
-    lhs = _codes(rng, (m, k), np.dtype(np.int8), "random")
-    rhs = _codes(rng, (k, n), np.dtype(db), "random")
+    lhs = codes(rng, (m, k), np.dtype(np.int8), "random")
+    rhs = codes(rng, (k, n), np.dtype(db), "random")
     za: Any = _zero_point(rng, (m,), np.dtype(np.int8), "row" if zpa == "row_2d" else zpa)
     if zpa == "row_2d":
         za = np.asarray(za).reshape(m, 1)
@@ -217,10 +196,10 @@ def test_int8_lhs_every_zero_point(path: KernelPath, m: int, n: int, k: int, db:
 @pytest.mark.parametrize("da", [np.int8, np.uint8])
 def test_lhs_views_on_the_fused_driver(path: KernelPath, m: int, n: int, k: int, how: str, da: Any) -> None:
     rng = np.random.default_rng(m + n + k)
-    lhs = _codes(rng, (m, k), np.dtype(da), "random")
+    lhs = codes(rng, (m, k), np.dtype(da), "random")
     # "reversed": negative strides, the same values read backwards in memory
     view = np.ascontiguousarray(lhs[::-1, ::-1])[::-1, ::-1] if how == "reversed" else _view(rng, lhs, how)
-    rhs = _codes(rng, (k, n), np.dtype(np.int8), "random")
+    rhs = codes(rng, (k, n), np.dtype(np.int8), "random")
     _same(view, rhs, lhs_zero_point=_zero_point(rng, (m,), np.dtype(da), "row"))
     _same(view, rhs, lhs_zero_point=_zero_point(rng, (m,), np.dtype(da), "scalar"), rhs_zero_point=3)
 
@@ -231,8 +210,8 @@ def test_batched_int8_lhs(
     path: KernelPath, batch_a: tuple[int, ...], batch_b: tuple[int, ...], m: int, n: int, k: int
 ) -> None:
     rng = np.random.default_rng(m + n + k + len(batch_a))
-    lhs = _view(rng, _codes(rng, (*batch_a, m, k), np.dtype(np.int8), "random"), "strided")
-    rhs = _codes(rng, (*batch_b, k, n), np.dtype(np.uint8), "random")
+    lhs = _view(rng, codes(rng, (*batch_a, m, k), np.dtype(np.int8), "random"), "strided")
+    rhs = codes(rng, (*batch_b, k, n), np.dtype(np.uint8), "random")
     za = _zero_point(rng, (*batch_a, m, 1), np.dtype(np.int8), "row")
     _same(lhs, rhs, lhs_zero_point=za, rhs_zero_point=_zero_point(rng, (n,), np.dtype(np.uint8), "column"))
     _same(lhs, rhs, lhs_zero_point=-5)
@@ -327,7 +306,7 @@ def test_invalid_out(path: KernelPath) -> None:
 
 def test_packed_rhs(path: KernelPath) -> None:
     rng = np.random.default_rng(11)
-    rhs = _codes(rng, (2, 37, 70), np.dtype(np.uint8), "random")
+    rhs = codes(rng, (2, 37, 70), np.dtype(np.uint8), "random")
     zb = _zero_point(rng, (70,), np.dtype(np.uint8), "column")
     packed = fast.pack_rhs(rhs, rhs_zero_point=zb)
     assert packed.layout is path
@@ -337,7 +316,7 @@ def test_packed_rhs(path: KernelPath) -> None:
     np.testing.assert_array_equal(packed.unpack(), (rhs.astype(np.int16) - 128).astype(np.int8))
     np.testing.assert_array_equal(packed.colsum, (rhs.astype(np.int64) - 128).sum(axis=1))
     assert not packed.data.flags.writeable
-    lhs = _codes(rng, (3, 1, 5, 37), np.dtype(np.int8), "random")
+    lhs = codes(rng, (3, 1, 5, 37), np.dtype(np.int8), "random")
     expected = spec_ops.matmul_int(lhs, rhs, lhs_zero_point=-7, rhs_zero_point=zb)
     for _ in range(2):  # reusable
         np.testing.assert_array_equal(fast.matmul_int(lhs, packed, lhs_zero_point=-7), expected)

@@ -18,7 +18,7 @@ requantizations.  Whatever the spec does, fast must do: the same codes (and dtyp
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -28,24 +28,16 @@ from hypothesis import strategies as st
 
 import refquant.fast as fast
 from refquant.errors import SpecError, UnpredictableError
-from refquant.kernels._jit import KernelPath, host_has_avx512vnni, set_kernel_path
+from refquant.kernels._jit import KernelPath
 from refquant.spec import integer_ops as spec_ops
 from refquant.spec.affine import Precision, QuantParams
 from refquant.spec.fixed_point import RequantRounding, quantize_multiplier
 from refquant.spec.formats import INT4, INT8, INT16, UINT8, IntFormat
 from refquant.spec.granularity import PerAxis
 from refquant.spec.integer_ops import Accumulator, Layout
+from tests.kernels.conftest import DTYPES
 
-PATHS = [KernelPath.PORTABLE, *([KernelPath.VNNI] if host_has_avx512vnni() else [])]
-DTYPES = [np.dtype(np.int8), np.dtype(np.uint8)]
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
-
-
-@pytest.fixture(scope="module", params=PATHS, ids=lambda p: p.value)
-def path(request: pytest.FixtureRequest) -> Iterator[KernelPath]:
-    set_kernel_path(request.param)
-    yield request.param
-    set_kernel_path(None)
 
 
 # --- comparison ------------------------------------------------------------------------------------------------
