@@ -660,13 +660,12 @@ def quantize(
         return spec()
     s = params.scale.astype(cdt)
     recip = opts.scale_application is ScaleApplication.RECIPROCAL_MULTIPLY
-    if recip:
-        with np.errstate(over="ignore", divide="ignore"):
-            inv = cdt.type(1) / s
-        if not np.all(np.isfinite(inv)):
-            return spec()
-    else:
-        inv = s
+    with np.errstate(over="ignore", divide="ignore"):
+        inv = cdt.type(1) / s
+    if recip and not np.all(np.isfinite(inv)):
+        return spec()
+    # the checked reciprocal (kind 4) needs a normal reciprocal: its relative error is then at most 2**-24
+    inv_normal = bool(np.all((np.abs(inv) >= np.finfo(cdt).tiny) & np.isfinite(inv)))
     zi = params.zero_point.astype(np.int64)
     fused = opts.zero_point_order is ZeroPointOrder.FUSED_MULTIPLY_ADD
     zf = zi.astype(np.float32 if fused else cdt)
@@ -675,11 +674,12 @@ def quantize(
         return res
     # kinds 0/1/2: the branch-free loops for DIVIDE / RECIPROCAL_MULTIPLY / FUSED_MULTIPLY_ADD (saturation into
     # <= 16 bits, rounding half to even or half away from zero); kind 3: any option, element by element.
+    # kind 4: DIVIDE with the zero point after rounding, by the checked reciprocal (kernels/quant.py, NEAR).
+    after = opts.zero_point_order is ZeroPointOrder.AFTER_ROUNDING
     if opts.overflow is Overflow.SATURATE and fmt.bits <= 16 and _ROUNDING_CODE[opts.rounding] <= 1:
-        kind = 2 if fused else int(recip)
+        kind = 2 if fused else 1 if recip else 4 if after and inv_normal else 0
     else:
         kind = 3
-    after = opts.zero_point_order is ZeroPointOrder.AFTER_ROUNDING
     zb = np.zeros_like(s) if after else zf
     za = zi.astype(cdt) if after else np.zeros_like(s)
     xc = np.ascontiguousarray(xa).reshape(plan.rows, plan.length)
@@ -700,7 +700,7 @@ def quantize(
         prm(s),
         prm(zb),
         prm(za),
-        np.array([0.0, 0.5, 1.0, fmt.qmin, fmt.qmax], dtype=cdt),
+        np.array([0.0, 0.5, 1.0, fmt.qmin, fmt.qmax, _kq.NEAR], dtype=cdt),
         plan.vector,
         plan.a,
         plan.b,

@@ -14,7 +14,7 @@ row ``w // nch`` (``nch = ceil(L / ch)``).  Every parameter array is 2-D and fou
 
 Arithmetic, per element (the definitions of ``refquant.spec.affine``, ``refquant.spec.rounding``
 and ``refquant.spec.saturation``), in the compute precision (the parameters' and ``x``'s dtype,
-float32 or float64; the caller converts ``x``).  Four loops (``kind``):
+float32 or float64; the caller converts ``x``).  Five loops (``kind``):
 
 * 0 and 1, the fast loops (saturation into a format of at most 16 bits, rounding half to even or
   half away from zero, zero point after or before rounding), branch-free so that LLVM vectorises
@@ -27,6 +27,17 @@ float32 or float64; the caller converts ``x``).  Four loops (``kind``):
   +-inf) beyond the format on the same side as ``r``;
 * 2, the same with the fused zero point (``fma(x, 1 / s, z)``, one float32 rounding: LLVM's
   ``llvm.fma`` through ``fma_hw``, the hardware's fused multiply-add);
+* 4, DIVIDE with the zero point after rounding, without dividing on most vectors (the checked
+  reciprocal): ``v = x * r`` with ``r = 1 / s`` rounded to the compute precision (a normal number, else
+  kind 0 runs), codes from ``v`` as in kind 0; a vector is recomputed with the division when a lane has
+  ``|v - round(v)| >= 1/2 - NEAR * |v|`` or a non-finite ``v``.  Exact: ``r = (1/s)(1 + e1)`` and
+  ``v = x r (1 + e2)`` with ``|e1|, |e2| <= u`` (``u = 2**-24`` in float32, ``2**-53`` in float64), so
+  ``|v - x/s| <= (2u + u**2) |x/s|``, and the correctly rounded quotient ``q`` the spec rounds lies
+  within ``u |x/s|`` of ``x/s``: ``|v - q| < 4u |v| <= 2**-22 |v| < NEAR |v|`` for ``v`` that is not
+  tiny.  A lane not flagged has ``v`` and ``q`` strictly inside the same interval between two
+  half-integers, so ``round(v) = round(q)`` under both tie rules (ties are flagged).  For
+  ``|v| >= 2**19`` every lane is flagged (``NEAR |v| >= 1/2``); below the smallest normal ``|v| < 1/2``
+  and both round to 0 (the relative bound fails there but the distance to 1/2 does not);
 * 3, any option combination, element by element: ``v = x / s`` or ``x * inv``, the zero point after
   rounding (exact integer), before rounding or fused, rounding by the exact fraction of ``|v|``, then
   saturation (infinities too) or two's-complement wrap of the exact integer.
@@ -83,7 +94,7 @@ BUF = 1024
 """Elements per int32 code buffer (4 KB, stays in L1)."""
 
 
-PREFETCH = 4096
+PREFETCH = 2048
 """Elements of input ahead of the current block that the quantize kernel prefetches."""
 
 
@@ -146,6 +157,123 @@ def _prefetch_typer(typingctx: Any, arr: Any, idx: Any) -> Any:
 
 
 prefetch: Any = intrinsic(_prefetch_typer)
+
+
+VL = 16
+"""Elements per vector step of the fast loops (one zmm of float32, two of float64)."""
+
+NEAR = 2.0**-20
+"""Relative distance to the nearest half-integer below which the checked reciprocal loop (kind 4) divides."""
+
+
+def _make_qvec(kind: int, hafz: bool) -> Any:
+    """An intrinsic ``qvec(x, i, dst, sd, sm, zb, za, kc, pi) -> uint64``: the fast-loop arithmetic on the
+    ``VL`` elements ``x[i : i + VL]`` with the parameters ``sd[pi : pi + VL]`` (and so on), codes stored to
+    ``dst[i : i + VL]``; returns the bit mask of NaN lanes.  ``pi = i`` for parameters along the row, ``pi = 0``
+    with ``VL``-long broadcast buffers for one parameter set.
+
+    Written as LLVM vector IR (``VL`` lanes) rather than left to the loop vectoriser, which picks 256-bit
+    vectors on this target and spends more instructions on the NaN test.  ``kind``: 0 ``x / sd + zb``,
+    1 ``x * sm + zb``, 2 ``fma(x, sm, zb)`` (NaN lanes computed as 0, as the scalar loops do), 4 the checked
+    reciprocal: ``v = x * sm`` (``sm`` the rounded reciprocal of ``sd``), and when any lane has ``v`` within
+    ``NEAR * |v|`` of a half-integer, or is not finite, the whole vector is recomputed as kind 0 with
+    ``zb = 0``.  ``kc`` holds 0, 1/2, 1, qmin, qmax, ``NEAR`` in the compute precision.  The arrays must be
+    contiguous (the caller passes row slices).
+    """
+
+    def typer(typingctx: Any, x: Any, i: Any, dst: Any, sd: Any, sm: Any, zb: Any, za: Any, kc: Any, pi: Any) -> Any:
+        sig = types.uint64(x, i, dst, sd, sm, zb, za, kc, pi)
+
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            xa, ia, da, sda, sma, zba, zaa, kca, pia = args
+            fty = context.get_value_type(x.dtype)
+            vf = ir.VectorType(fty, VL)
+            suffix = f"v{VL}f{x.dtype.bitwidth}"
+            i32 = ir.IntType(32)
+
+            def ptr(arr_ty: Any, arr: Any, elty: Any, idx: Any) -> Any:
+                ary = context.make_array(arr_ty)(context, builder, arr)
+                return builder.bitcast(builder.gep(ary.data, [idx]), ir.VectorType(elty, VL).as_pointer())
+
+            def load(arr_ty: Any, arr: Any, idx: Any = None) -> Any:
+                idx = pia if idx is None else idx
+                return builder.load(ptr(arr_ty, arr, fty, idx), align=x.dtype.bitwidth // 8)
+
+            kary = context.make_array(kc)(context, builder, kca)
+
+            def const(j: int) -> Any:
+                val = builder.load(builder.gep(kary.data, [ir.Constant(ir.IntType(64), j)]))
+                vec = builder.insert_element(ir.Constant(vf, ir.Undefined), val, ir.Constant(i32, 0))
+                return builder.shuffle_vector(
+                    vec, ir.Constant(vf, ir.Undefined), ir.Constant(ir.VectorType(i32, VL), [0] * VL)
+                )
+
+            def call(name: str, *vals: Any) -> Any:
+                fnty = ir.FunctionType(vf, [vf] * len(vals))
+                fn = cgutils.get_or_insert_function(builder.module, fnty, f"llvm.{name}.{suffix}")  # type: ignore[no-untyped-call]
+                return builder.call(fn, list(vals))
+
+            zero = ir.Constant(vf, None)
+            half, one, qlo, qhi = const(1), const(2), const(3), const(4)
+
+            def rnd(v: Any) -> Any:
+                if not hafz:
+                    return call("roundeven", v)
+                t = call("trunc", v)
+                ge = builder.fcmp_ordered(">=", call("fabs", builder.fsub(v, t)), half)
+                step = builder.select(builder.fcmp_ordered(">", v, zero), one, builder.fneg(one))
+                return builder.select(ge, builder.fadd(t, step), t)
+
+            def store(r: Any) -> None:
+                c = builder.fadd(r, load(za, zaa))
+                c = builder.select(builder.fcmp_ordered("<", c, qlo), qlo, c)
+                c = builder.select(builder.fcmp_ordered(">", c, qhi), qhi, c)
+                dty = context.get_value_type(dst.dtype)
+                codes = builder.trunc(builder.fptosi(c, ir.VectorType(i32, VL)), ir.VectorType(dty, VL))
+                builder.store(codes, ptr(dst, da, dty, ia), align=1)
+
+            def exact(xv: Any, zb_zero: bool) -> Any:
+                isn = builder.fcmp_unordered("uno", xv, xv)
+                xz = builder.select(isn, zero, xv)
+                if kind in (0, 4):
+                    v = builder.fdiv(xz, load(sd, sda))
+                    v = v if zb_zero else builder.fadd(v, load(zb, zba))
+                elif kind == 1:
+                    v = builder.fadd(builder.fmul(xz, load(sm, sma)), load(zb, zba))
+                else:
+                    v = call("fma", xz, load(sm, sma), load(zb, zba))
+                store(rnd(v))
+                return builder.zext(builder.bitcast(isn, ir.IntType(VL)), ir.IntType(64))
+
+            xv = load(x, xa, ia)
+            if kind != 4:
+                return exact(xv, False)
+            v = builder.fmul(xv, load(sm, sma))
+            r = rnd(v)
+            store(r)
+            # near a half-integer, or not finite (NaN distance): unordered-or-less-equal
+            dist = builder.fsub(half, call("fabs", builder.fsub(v, r)))
+            near = builder.fcmp_unordered("<=", dist, builder.fmul(call("fabs", v), const(5)))
+            flagged = builder.icmp_unsigned("!=", builder.bitcast(near, ir.IntType(VL)), ir.Constant(ir.IntType(VL), 0))
+            res = cgutils.alloca_once_value(builder, ir.Constant(ir.IntType(64), 0))  # type: ignore[no-untyped-call]
+            with builder.if_then(flagged, likely=False):
+                builder.store(exact(xv, True), res)
+            return builder.load(res)
+
+        return sig, codegen
+
+    return intrinsic(typer)
+
+
+_QVEC = {(k, h): _make_qvec(k, h) for k in (0, 1, 2, 4) for h in (False, True)}
+qvec_div: Any = _QVEC[0, False]
+qvec_div_hafz: Any = _QVEC[0, True]
+qvec_mul: Any = _QVEC[1, False]
+qvec_mul_hafz: Any = _QVEC[1, True]
+qvec_fma: Any = _QVEC[2, False]
+qvec_fma_hafz: Any = _QVEC[2, True]
+qvec_chk: Any = _QVEC[4, False]
+qvec_chk_hafz: Any = _QVEC[4, True]
 
 
 @njit
@@ -295,23 +423,76 @@ def _loop_fma(xr: Any, buf: Any, sm: Any, zb: Any, hafz: Any, kc: Any) -> Any:
 
 
 @njit
-def _fast(dst: Any, xr: Any, sdr: Any, smr: Any, zbr: Any, zar: Any, kind: Any, hafz: Any, kc: Any) -> Any:
-    """Kinds 0, 1, 2 into ``dst`` (the output's int8 or int16 view); returns whether a NaN was seen.
-
-    Each call passes a constant rounding flag: LLVM specialises the loops on it (no tie correction in
-    the half-to-even copies).
-    """
+def _vec(dst: Any, xr: Any, sdr: Any, smr: Any, zbr: Any, zar: Any, kind: Any, hafz: Any, kc: Any, ps: Any) -> Any:
+    """The ``VL``-element steps of kinds 0, 1, 2, 4 over the first ``n - n % VL`` elements, parameters at
+    ``i * ps`` (``ps`` 1 along the row, 0 for one broadcast set); returns the OR of the NaN lane masks.  One
+    intrinsic per (kind, rounding) pair, selected by constant arguments."""
+    n = xr.shape[0] - xr.shape[0] % VL
+    m = np.uint64(0)
     if kind == 0:
         if hafz:
-            return _loop_div(xr, dst, sdr, zbr, zar, True, kc)
-        return _loop_div(xr, dst, sdr, zbr, zar, False, kc)
+            for i in range(0, n, VL):
+                prefetch(xr, i + PREFETCH)
+                m |= qvec_div_hafz(xr, i, dst, sdr, smr, zbr, zar, kc, i * ps)
+        else:
+            for i in range(0, n, VL):
+                prefetch(xr, i + PREFETCH)
+                m |= qvec_div(xr, i, dst, sdr, smr, zbr, zar, kc, i * ps)
+    elif kind == 1:
+        if hafz:
+            for i in range(0, n, VL):
+                prefetch(xr, i + PREFETCH)
+                m |= qvec_mul_hafz(xr, i, dst, sdr, smr, zbr, zar, kc, i * ps)
+        else:
+            for i in range(0, n, VL):
+                prefetch(xr, i + PREFETCH)
+                m |= qvec_mul(xr, i, dst, sdr, smr, zbr, zar, kc, i * ps)
+    elif kind == 2:
+        if hafz:
+            for i in range(0, n, VL):
+                prefetch(xr, i + PREFETCH)
+                m |= qvec_fma_hafz(xr, i, dst, sdr, smr, zbr, zar, kc, i * ps)
+        else:
+            for i in range(0, n, VL):
+                prefetch(xr, i + PREFETCH)
+                m |= qvec_fma(xr, i, dst, sdr, smr, zbr, zar, kc, i * ps)
+    elif hafz:
+        for i in range(0, n, VL):
+            prefetch(xr, i + PREFETCH)
+            m |= qvec_chk_hafz(xr, i, dst, sdr, smr, zbr, zar, kc, i * ps)
+    else:
+        for i in range(0, n, VL):
+            prefetch(xr, i + PREFETCH)
+            m |= qvec_chk(xr, i, dst, sdr, smr, zbr, zar, kc, i * ps)
+    return m != 0
+
+
+@njit
+def _fast(dst: Any, xr: Any, sdr: Any, smr: Any, zbr: Any, zar: Any, kind: Any, hafz: Any, kc: Any, ps: Any) -> Any:
+    """Kinds 0, 1, 2, 4 into ``dst`` (the output's int8 or int16 view); returns whether a NaN was seen.
+
+    Parameters along the row (``ps`` 1: as long as ``xr``) or one set broadcast into ``VL``-long buffers
+    (``ps`` 0).  Whole vectors through ``_vec``, the last ``n % VL`` elements through the scalar loops (kind
+    4's tail divides: it is DIVIDE with the zero point after rounding, ``zb = 0``).  Each call passes a
+    constant rounding flag, so LLVM specialises the scalar loops on it.
+    """
+    nan = _vec(dst, xr, sdr, smr, zbr, zar, kind, hafz, kc, ps)
+    n = xr.shape[0]
+    t = n - n % VL
+    q = t * ps  # the tail's parameters
+    m = q + n - t
+    dt, xt, sdt, smt, zbt, zat = dst[t:], xr[t:], sdr[q:m], smr[q:m], zbr[q:m], zar[q:m]
+    if kind == 0 or kind == 4:
+        if hafz:
+            return _loop_div(xt, dt, sdt, zbt, zat, True, kc) | nan
+        return _loop_div(xt, dt, sdt, zbt, zat, False, kc) | nan
     if kind == 1:
         if hafz:
-            return _loop_mul(xr, dst, smr, zbr, zar, True, kc)
-        return _loop_mul(xr, dst, smr, zbr, zar, False, kc)
+            return _loop_mul(xt, dt, smt, zbt, zat, True, kc) | nan
+        return _loop_mul(xt, dt, smt, zbt, zat, False, kc) | nan
     if hafz:
-        return _loop_fma(xr, dst, smr, zbr, True, kc)
-    return _loop_fma(xr, dst, smr, zbr, False, kc)
+        return _loop_fma(xt, dt, smt, zbt, True, kc) | nan
+    return _loop_fma(xt, dt, smt, zbt, False, kc) | nan
 
 
 @njit
@@ -394,19 +575,18 @@ def quantize_rows(
 
     ``s``, ``inv``, ``zf`` (compute precision; float32 for the fused zero point), ``zi`` (int64): the
     scale, its reciprocal (the scale for DIVIDE) and the zero point, read by the generic loop (kind 3).
-    The fast loops (kinds 0, 1, 2) read ``sd`` (the divisor, kind 0), ``inv`` (the multiplier, kinds
-    1 and 2), ``zb`` (the zero point added before rounding or fused, else 0) and ``za`` (the zero point
-    added after rounding, else 0) along the block: with scalar rows the chunk's values are first
-    broadcast into a block-long buffer, so the same vector loop serves both layouts.  ``kc`` holds 0,
-    1/2, 1, qmin and qmax in the compute precision.
+    The fast loops (kinds 0, 1, 2, 4) read ``sd`` (the divisor, kinds 0 and 4), ``inv`` (the multiplier,
+    kinds 1 and 2; the reciprocal, kind 4), ``zb`` (the zero point added before rounding or fused, else 0)
+    and ``za`` (the zero point added after rounding, else 0), a whole work item per call: along the row,
+    or with scalar rows the chunk's values broadcast into ``VL``-long buffers.  ``kc`` holds 0, 1/2, 1,
+    qmin, qmax and ``NEAR`` in the compute precision.
     """
     n_len = x.shape[1]
     nch = (n_len + ch - 1) // ch
     buf = np.empty(BUF, np.int32)
-    pbuf = np.empty((4, BUF), sd.dtype)
-    pz = np.empty(BUF, zb.dtype)
+    pbuf = np.empty((4, VL), sd.dtype)  # one parameter set broadcast to a vector (row 2 unused: zb may differ)
+    pz = np.empty(VL, zb.dtype)
     filled_p = -1
-    filled_n = 0
     hafz = rmode == 1
     pf = x.shape[0] * n_len >= 1 << 22  # prefetching pays on inputs beyond the caches, costs within them
     nans = 0
@@ -417,69 +597,63 @@ def quantize_rows(
         hi = min(n_len, lo + ch)
         prow = (r // pa) * pb + (r % pa) // pc if vector else 0
         p = 0 if vector else (r % pa) * pb + (c if pc else 0)
+        if kind != 3:
+            # the fast loops: the whole work item in one call, 8- or 16-bit codes straight into the output
+            xr = x[r, lo:hi]
+            if vector:
+                sdr, smr, zbr, zar = sd[prow, lo:hi], inv[prow, lo:hi], zb[prow, lo:hi], za[prow, lo:hi]
+            else:
+                if p != filled_p:
+                    pbuf[0, :] = sd[0, p]
+                    pbuf[1, :] = inv[0, p]
+                    pz[:] = zb[0, p]
+                    pbuf[3, :] = za[0, p]
+                    filled_p = p
+                sdr, smr, zbr, zar = pbuf[0], pbuf[1], pz, pbuf[3]
+            ps = 1 if vector else 0
+            if width == 1:
+                o1 = out8[r, lo:hi]
+                k = _fast(o1, xr, sdr, smr, zbr, zar, kind, hafz, kc, ps)
+                if k and nanp == 1:  # TO_QMIN (the loops wrote the zero point)
+                    for i in range(hi - lo):
+                        if xr[i] != xr[i]:
+                            o1[i] = qmin
+            else:
+                o2 = out8[r, 2 * lo : 2 * hi].view(np.int16)
+                k = _fast(o2, xr, sdr, smr, zbr, zar, kind, hafz, kc, ps)
+                if k and nanp == 1:
+                    for i in range(hi - lo):
+                        if xr[i] != xr[i]:
+                            o2[i] = qmin
+            nans += k
+            continue
         xrow = x[r]
         for b0 in range(lo, hi, BUF):
             b1 = min(hi, b0 + BUF)
-            n = b1 - b0
             xr = x[r, b0:b1]
             if pf:
                 for j in range(b0 + PREFETCH, b1 + PREFETCH, 16):  # the input PREFETCH elements ahead
                     prefetch(xrow, j)
-            if kind == 3:
-                q0 = b0 if vector else p
-                q1 = b1 if vector else p + 1
-                k = _generic(
-                    xr,
-                    buf,
-                    s[prow, q0:q1],
-                    inv[prow, q0:q1],
-                    zf[prow, q0:q1],
-                    zi[prow, q0:q1],
-                    vector,
-                    sapp,
-                    zorder,
-                    rmode,
-                    ovf,
-                    nanp,
-                    qmin,
-                    qmax,
-                    bits,
-                )
-                store_codes(buf, out8, r, b0, b1, width)
-                nans += k
-                continue
-            if vector:
-                sdr = sd[prow, b0:b1]
-                smr = inv[prow, b0:b1]
-                zbr = zb[prow, b0:b1]
-                zar = za[prow, b0:b1]
-            else:
-                if p != filled_p or n > filled_n:
-                    pbuf[0, :n] = sd[0, p]
-                    pbuf[1, :n] = inv[0, p]
-                    pz[:n] = zb[0, p]
-                    pbuf[3, :n] = za[0, p]
-                    filled_p = p
-                    filled_n = n
-                sdr = pbuf[0, :n]
-                smr = pbuf[1, :n]
-                zbr = pz[:n]
-                zar = pbuf[3, :n]
-            # 8- or 16-bit codes (the fast loops serve formats of at most 16 bits) straight into the output
-            if width == 1:
-                o1 = out8[r, b0:b1]
-                k = _fast(o1, xr, sdr, smr, zbr, zar, kind, hafz, kc)
-                if k and nanp == 1:  # TO_QMIN (the loops wrote the zero point)
-                    for i in range(n):
-                        if xr[i] != xr[i]:
-                            o1[i] = qmin
-            else:
-                o2 = out8[r, 2 * b0 : 2 * b1].view(np.int16)
-                k = _fast(o2, xr, sdr, smr, zbr, zar, kind, hafz, kc)
-                if k and nanp == 1:
-                    for i in range(n):
-                        if xr[i] != xr[i]:
-                            o2[i] = qmin
+            q0 = b0 if vector else p
+            q1 = b1 if vector else p + 1
+            k = _generic(
+                xr,
+                buf,
+                s[prow, q0:q1],
+                inv[prow, q0:q1],
+                zf[prow, q0:q1],
+                zi[prow, q0:q1],
+                vector,
+                sapp,
+                zorder,
+                rmode,
+                ovf,
+                nanp,
+                qmin,
+                qmax,
+                bits,
+            )
+            store_codes(buf, out8, r, b0, b1, width)
             nans += k
     return nans
 

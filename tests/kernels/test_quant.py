@@ -402,9 +402,9 @@ def test_quantize_scale_application_near_tie() -> None:
 # 16 bits, rounding half to even or half away from zero, each scale application and zero-point order, both
 # precisions.  Every other option set runs the element-by-element loop (kind 3).
 FAST_OPTIONS = [
-    (ScaleApplication.DIVIDE, ZeroPointOrder.AFTER_ROUNDING, Precision.FLOAT32, 0),
+    (ScaleApplication.DIVIDE, ZeroPointOrder.AFTER_ROUNDING, Precision.FLOAT32, 4),
     (ScaleApplication.DIVIDE, ZeroPointOrder.BEFORE_ROUNDING, Precision.FLOAT32, 0),
-    (ScaleApplication.DIVIDE, ZeroPointOrder.AFTER_ROUNDING, Precision.FLOAT64, 0),
+    (ScaleApplication.DIVIDE, ZeroPointOrder.AFTER_ROUNDING, Precision.FLOAT64, 4),
     (ScaleApplication.DIVIDE, ZeroPointOrder.BEFORE_ROUNDING, Precision.FLOAT64, 0),
     (ScaleApplication.RECIPROCAL_MULTIPLY, ZeroPointOrder.AFTER_ROUNDING, Precision.FLOAT32, 1),
     (ScaleApplication.RECIPROCAL_MULTIPLY, ZeroPointOrder.BEFORE_ROUNDING, Precision.FLOAT32, 1),
@@ -502,6 +502,46 @@ def test_quantize_branch_free_loops_exact_edges(monkeypatch: pytest.MonkeyPatch)
                             nan_policy=NanPolicy.TO_QMIN,
                         )
                         assert kinds == [kind, kind]  # the plain call and the call with out=
+
+
+@pytest.mark.parametrize("precision", [Precision.FLOAT32, Precision.FLOAT64])
+def test_quantize_checked_reciprocal_around_its_threshold(
+    monkeypatch: pytest.MonkeyPatch, precision: Precision
+) -> None:
+    """DIVIDE with the zero point after rounding multiplies by the reciprocal and divides only the vectors with a
+    lane within ``NEAR * |v|`` of a half-integer (kind 4).  Quotients placed at relative distances from 0 to
+    ``64 * NEAR`` either side of half-integers, one per vector lane so that flagged and unflagged vectors mix,
+    over many scales (whose reciprocals round up and down), must give the spec's codes."""
+    kinds = _kinds_seen(monkeypatch)
+    rng = np.random.default_rng(41)
+    dtype = np.float64 if precision is Precision.FLOAT64 else np.float32
+    n = 16 * 400 + 7  # whole vectors and a tail
+    for fmt in (INT8, UINT16, INT4):
+        for s in np.concatenate([rng.uniform(1e-3, 10.0, 12), [0.1, 0.3, 3.0, 2.0**-126]]):
+            half = rng.integers(fmt.qmin, fmt.qmax + 1, n) + 0.5 - (0 if fmt.signed else fmt.qmax // 2)
+            rel = rng.choice([0.0, 0.25, 0.5, 0.9, 1.0, 1.1, 2.0, 4.0, 64.0], n) * kq.NEAR
+            sign = rng.choice([-1.0, 1.0], n)
+            x = (half * (1.0 + sign * rel) * s).astype(dtype)
+            x[rng.integers(0, n, 20)] = np.nan
+            params = QuantParams(s, 0 if fmt.signed else fmt.qmax // 2, fmt)
+            for rounding in (RoundingMode.HALF_TO_EVEN, RoundingMode.HALF_AWAY_FROM_ZERO):
+                kinds.clear()
+                _check_quantize(x, params, rounding=rounding, precision=precision, nan_policy=NanPolicy.TO_ZERO_POINT)
+                assert set(kinds) == {4}
+
+
+@pytest.mark.parametrize("scale", [1e-40, 2.0**-129, 1e38, 3.0e38])
+def test_quantize_divide_without_a_normal_reciprocal_divides(scale: float) -> None:
+    """A float32 scale whose reciprocal overflows (subnormal scales) or is subnormal (scales above 2**126) has no
+    reciprocal with a relative error of at most 2**-24: float32 DIVIDE then runs the dividing loop (kind 0), and
+    the codes still match the spec."""
+    params = QuantParams(scale, 3, INT8)
+    with np.errstate(over="ignore"):  # beyond float32 for the largest scales: +-inf, which saturate
+        x = (np.arange(-200, 200, dtype=np.float64) * 0.5 * params.scale.astype(np.float64)).astype(np.float32)
+    with pytest.MonkeyPatch.context() as mp:
+        kinds = _kinds_seen(mp)
+        _check_quantize(x, params)
+        assert set(kinds) == {0}
 
 
 def test_quantize_other_options_run_the_generic_loop(monkeypatch: pytest.MonkeyPatch) -> None:
