@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from refquant.kernels._jit import njit, njit_parallel
+from refquant.kernels._jit import njit, njit_parallel, prefer_wide_vectors
 from refquant.kernels.vnni import (
     MR,
     NR,
@@ -425,6 +425,7 @@ def gemm_vnni_fused_serial(a, flip, need_rsum, bp, ai, bi, alpha, beta, tcol, rp
 
 @njit
 def _portable_task(t, au, bt, ai, bi, rsum, alpha, beta, tcol, out):  # type: ignore[no-untyped-def]
+    prefer_wide_vectors()
     _, m, n = out.shape
     k = au.shape[2]
     nbk = bt.shape[1] // PR

@@ -167,25 +167,25 @@ NEAR = 2.0**-20
 
 
 def _make_qvec(kind: int, hafz: bool) -> Any:
-    """An intrinsic ``qvec(x, i, dst, sd, sm, zb, za, kc, pi) -> uint64``: the fast-loop arithmetic on the
+    """An intrinsic ``qvec(x, i, dst, sd, sm, zb, za, pi, k) -> uint64``: the fast-loop arithmetic on the
     ``VL`` elements ``x[i : i + VL]`` with the parameters ``sd[pi : pi + VL]`` (and so on), codes stored to
     ``dst[i : i + VL]``; returns the bit mask of NaN lanes.  ``pi = i`` for parameters along the row, ``pi = 0``
-    with ``VL``-long broadcast buffers for one parameter set.
+    with ``VL``-long broadcast buffers for one parameter set.  ``k`` is the tuple ``(1/2, 1, qmin, qmax, NEAR)``
+    in the compute precision (scalars, so that LLVM keeps them in registers across the loop).
 
     Written as LLVM vector IR (``VL`` lanes) rather than left to the loop vectoriser, which picks 256-bit
     vectors on this target and spends more instructions on the NaN test.  ``kind``: 0 ``x / sd + zb``,
     1 ``x * sm + zb``, 2 ``fma(x, sm, zb)`` (NaN lanes computed as 0, as the scalar loops do), 4 the checked
     reciprocal: ``v = x * sm`` (``sm`` the rounded reciprocal of ``sd``), and when any lane has ``v`` within
     ``NEAR * |v|`` of a half-integer, or is not finite, the whole vector is recomputed as kind 0 with
-    ``zb = 0``.  ``kc`` holds 0, 1/2, 1, qmin, qmax, ``NEAR`` in the compute precision.  The arrays must be
-    contiguous (the caller passes row slices).
+    ``zb = 0``.  The arrays must be contiguous (the caller passes row slices).
     """
 
-    def typer(typingctx: Any, x: Any, i: Any, dst: Any, sd: Any, sm: Any, zb: Any, za: Any, kc: Any, pi: Any) -> Any:
-        sig = types.uint64(x, i, dst, sd, sm, zb, za, kc, pi)
+    def typer(typingctx: Any, x: Any, i: Any, dst: Any, sd: Any, sm: Any, zb: Any, za: Any, pi: Any, k: Any) -> Any:
+        sig = types.uint64(x, i, dst, sd, sm, zb, za, pi, k)
 
         def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-            xa, ia, da, sda, sma, zba, zaa, kca, pia = args
+            xa, ia, da, sda, sma, zba, zaa, pia, ka = args
             fty = context.get_value_type(x.dtype)
             vf = ir.VectorType(fty, VL)
             suffix = f"v{VL}f{x.dtype.bitwidth}"
@@ -199,10 +199,8 @@ def _make_qvec(kind: int, hafz: bool) -> Any:
                 idx = pia if idx is None else idx
                 return builder.load(ptr(arr_ty, arr, fty, idx), align=x.dtype.bitwidth // 8)
 
-            kary = context.make_array(kc)(context, builder, kca)
-
             def const(j: int) -> Any:
-                val = builder.load(builder.gep(kary.data, [ir.Constant(ir.IntType(64), j)]))
+                val = builder.extract_value(ka, j - 1)
                 vec = builder.insert_element(ir.Constant(vf, ir.Undefined), val, ir.Constant(i32, 0))
                 return builder.shuffle_vector(
                     vec, ir.Constant(vf, ir.Undefined), ir.Constant(ir.VectorType(i32, VL), [0] * VL)
@@ -429,41 +427,42 @@ def _vec(dst: Any, xr: Any, sdr: Any, smr: Any, zbr: Any, zar: Any, kind: Any, h
     intrinsic per (kind, rounding) pair, selected by constant arguments."""
     n = xr.shape[0] - xr.shape[0] % VL
     m = np.uint64(0)
+    k = (kc[1], kc[2], kc[3], kc[4], kc[5])
     if kind == 0:
         if hafz:
             for i in range(0, n, VL):
                 prefetch(xr, i + PREFETCH)
-                m |= qvec_div_hafz(xr, i, dst, sdr, smr, zbr, zar, kc, i * ps)
+                m |= qvec_div_hafz(xr, i, dst, sdr, smr, zbr, zar, i * ps, k)
         else:
             for i in range(0, n, VL):
                 prefetch(xr, i + PREFETCH)
-                m |= qvec_div(xr, i, dst, sdr, smr, zbr, zar, kc, i * ps)
+                m |= qvec_div(xr, i, dst, sdr, smr, zbr, zar, i * ps, k)
     elif kind == 1:
         if hafz:
             for i in range(0, n, VL):
                 prefetch(xr, i + PREFETCH)
-                m |= qvec_mul_hafz(xr, i, dst, sdr, smr, zbr, zar, kc, i * ps)
+                m |= qvec_mul_hafz(xr, i, dst, sdr, smr, zbr, zar, i * ps, k)
         else:
             for i in range(0, n, VL):
                 prefetch(xr, i + PREFETCH)
-                m |= qvec_mul(xr, i, dst, sdr, smr, zbr, zar, kc, i * ps)
+                m |= qvec_mul(xr, i, dst, sdr, smr, zbr, zar, i * ps, k)
     elif kind == 2:
         if hafz:
             for i in range(0, n, VL):
                 prefetch(xr, i + PREFETCH)
-                m |= qvec_fma_hafz(xr, i, dst, sdr, smr, zbr, zar, kc, i * ps)
+                m |= qvec_fma_hafz(xr, i, dst, sdr, smr, zbr, zar, i * ps, k)
         else:
             for i in range(0, n, VL):
                 prefetch(xr, i + PREFETCH)
-                m |= qvec_fma(xr, i, dst, sdr, smr, zbr, zar, kc, i * ps)
+                m |= qvec_fma(xr, i, dst, sdr, smr, zbr, zar, i * ps, k)
     elif hafz:
         for i in range(0, n, VL):
             prefetch(xr, i + PREFETCH)
-            m |= qvec_chk_hafz(xr, i, dst, sdr, smr, zbr, zar, kc, i * ps)
+            m |= qvec_chk_hafz(xr, i, dst, sdr, smr, zbr, zar, i * ps, k)
     else:
         for i in range(0, n, VL):
             prefetch(xr, i + PREFETCH)
-            m |= qvec_chk(xr, i, dst, sdr, smr, zbr, zar, kc, i * ps)
+            m |= qvec_chk(xr, i, dst, sdr, smr, zbr, zar, i * ps, k)
     return m != 0
 
 
