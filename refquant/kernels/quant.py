@@ -30,7 +30,8 @@ float32 or float64; the caller converts ``x``).  Five loops (``kind``):
 * 4, DIVIDE with the zero point after rounding, without dividing on most vectors (the checked
   reciprocal): ``v = x * r`` with ``r = 1 / s`` rounded to the compute precision (a normal number, else
   kind 0 runs), codes from ``v`` as in kind 0; a vector is recomputed with the division when a lane has
-  ``|v - round(v)| >= 1/2 - NEAR * |v|`` or a non-finite ``v``.  Exact: ``r = (1/s)(1 + e1)`` and
+  ``fma(|v|, NEAR, |v - round(v)|) >= 1/2`` (true whenever the exact ``|v - round(v)| + NEAR |v|`` reaches
+  1/2, since 1/2 is a float) or a non-finite ``v``.  Exact: ``r = (1/s)(1 + e1)`` and
   ``v = x r (1 + e2)`` with ``|e1|, |e2| <= u`` (``u = 2**-24`` in float32, ``2**-53`` in float64), so
   ``|v - x/s| <= (2u + u**2) |x/s|``, and the correctly rounded quotient ``q`` the spec rounds lies
   within ``u |x/s|`` of ``x/s``: ``|v - q| < 4u |v| <= 2**-22 |v| < NEAR |v|`` for ``v`` that is not
@@ -250,8 +251,9 @@ def _make_qvec(kind: int, hafz: bool) -> Any:
             r = rnd(v)
             store(r)
             # near a half-integer, or not finite (NaN distance): unordered-or-less-equal
-            dist = builder.fsub(half, call("fabs", builder.fsub(v, r)))
-            near = builder.fcmp_unordered("<=", dist, builder.fmul(call("fabs", v), const(5)))
+            # |v - r| + NEAR * |v| >= 1/2 (one fma: rounding it can only raise more flags, never drop one)
+            reach = call("fma", call("fabs", v), const(5), call("fabs", builder.fsub(v, r)))
+            near = builder.fcmp_unordered(">=", reach, half)
             flagged = builder.icmp_unsigned("!=", builder.bitcast(near, ir.IntType(VL)), ir.Constant(ir.IntType(VL), 0))
             res = cgutils.alloca_once_value(builder, ir.Constant(ir.IntType(64), 0))  # type: ignore[no-untyped-call]
             with builder.if_then(flagged, likely=False):
