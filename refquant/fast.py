@@ -16,7 +16,8 @@ multiply-accumulates (2**27 under Numba's ``workqueue`` threading layer) run on 
 
 Sections, in order: matmul (``pack_rhs``, ``PackedRhs``, ``matmul_int``); quantize, dequantize and
 requantize; conv (``pack_conv_weight``, ``PackedConvWeight``, ``conv2d_int``); the QLinear pipelines
-(``qlinear_matmul``, ``qlinear_conv``).
+(``qlinear_matmul``, ``qlinear_conv``); the low-bit products (``xnor_matmul``, ``binary_conv2d``,
+``ternary_matmul``, ``shift_matmul``).
 """
 
 from __future__ import annotations
@@ -33,13 +34,17 @@ import numpy.typing as npt
 from refquant.errors import SpecError
 from refquant.kernels import conv as _conv
 from refquant.kernels import gemm as _gemm
+from refquant.kernels import lowbit as _lowbit
 from refquant.kernels import quant as _kq
 from refquant.kernels import requant as _kr
 from refquant.kernels._jit import KernelPath, kernel_path, parallel_threshold
 from refquant.kernels.vnni import MR, NR
 from refquant.spec import affine as _affine
+from refquant.spec import binary as _bin
 from refquant.spec import fixed_point as _fp
 from refquant.spec import integer_ops as _qops
+from refquant.spec import log as _log
+from refquant.spec import ternary as _ter
 from refquant.spec.affine import (
     NanPolicy,
     Precision,
@@ -48,6 +53,7 @@ from refquant.spec.affine import (
     ScaleApplication,
     ZeroPointOrder,
 )
+from refquant.spec.binary import BinaryPadding
 from refquant.spec.fixed_point import RequantRounding
 from refquant.spec.formats import INT8, IntFormat
 from refquant.spec.granularity import (
@@ -68,6 +74,7 @@ from refquant.spec.integer_ops import (
     _operand,
     _rhs_zero_point,
 )
+from refquant.spec.log import LogFormat
 from refquant.spec.rounding import RoundingMode
 from refquant.spec.saturation import Overflow
 
@@ -76,6 +83,7 @@ __all__ = [
     "Layout",
     "PackedConvWeight",
     "PackedRhs",
+    "binary_conv2d",
     "conv2d_int",
     "dequantize",
     "kernel_path",
@@ -86,6 +94,9 @@ __all__ = [
     "qlinear_matmul",
     "quantize",
     "requantize",
+    "shift_matmul",
+    "ternary_matmul",
+    "xnor_matmul",
 ]
 
 _INT32_MAX = 2**31 - 1
@@ -1575,3 +1586,170 @@ def _bias_fits(
     if -bound + b_lo >= -(2**31) and bound + b_hi <= _INT32_MAX:
         return True
     return int(acc.min()) + b_lo >= -(2**31) and int(acc.max()) + b_hi <= _INT32_MAX
+
+
+# ==================================================================================================
+# low-bit products: xnor_matmul, binary_conv2d, ternary_matmul, shift_matmul (kernels in
+# refquant.kernels.lowbit)
+#
+# Validation: the spec's own checks, in the spec's order; where the spec would raise from a check that
+# is not a plain helper (overlapping ternary planes, an exact sum that may leave the accumulator), the
+# spec function itself is called and raises its own error (or computes the result).
+
+_LOWBIT_SERIAL_WORDS = 1 << 16  # word operations below which a low-bit kernel runs on the calling thread
+
+
+def _lowbit_serial(words: int) -> bool:
+    return words < max(_LOWBIT_SERIAL_WORDS, parallel_threshold() >> 5)
+
+
+def _last_word_mask(k: int) -> np.uint64:
+    return np.uint64((1 << (k % 64)) - 1) if k % 64 else np.uint64(2**64 - 1)
+
+
+def _cleared(words: npt.NDArray[np.uint64], k: int, transpose: bool) -> npt.NDArray[np.uint64]:
+    """A C-contiguous copy of packed words (R, W) (transposed to (W, R) if asked) with the padding bits cleared.
+
+    The copy is a per-thread scratch buffer (``_scratch``): valid until the next call with the same ``transpose``.
+    """
+    rows, nw = words.shape
+    copy = _scratch(f"lowbit_cleared_{transpose}", (nw, rows) if transpose else (rows, nw), np.uint64)
+    _lowbit.clear_padding(words, _last_word_mask(k), transpose, copy)
+    return copy
+
+
+def xnor_matmul(
+    lhs_bits: npt.ArrayLike, rhs_bits: npt.ArrayLike, k: int, /, *, out: npt.NDArray[Any] | None = None
+) -> npt.NDArray[np.int32]:
+    """``refquant.xnor_matmul`` on the kernels: bit-identical int32 ``(M, N)``, the same errors, plus ``out=``.
+
+    The padding bits of both operands are cleared on copies (the rhs is copied transposed, word-major), so
+    ``popcount(a XOR b)`` is the spec's masked count whatever the padding bits held.
+    """
+    a, b, n = _bin._packed_operands(lhs_bits, rhs_bits, k, "xnor_matmul")
+    if n > _INT32_MAX:  # k - 2 * popcount may leave int32: the spec decides
+        return _spec_result(_bin.xnor_matmul(a, b, n), out, (lhs_bits, rhs_bits, a, b))
+    res = _new_or_out(out, (a.shape[0], b.shape[0]), np.int32, (lhs_bits, rhs_bits, a, b))
+    if res.size == 0:
+        return res
+    if n == 0:
+        res[...] = 0
+        return res
+    ac = _cleared(a, n, False) if n % 64 else np.ascontiguousarray(a)  # the kernel never writes it
+    bt = _cleared(b, n, True)
+    serial = _lowbit_serial(res.size * a.shape[1]) or a.shape[0] <= _lowbit.RB
+    (_lowbit.xnor_gemm_serial if serial else _lowbit.xnor_gemm)(ac, bt, n, res)
+    return res
+
+
+def ternary_matmul(
+    lhs_planes: object, rhs_planes: object, k: int, /, *, out: npt.NDArray[Any] | None = None
+) -> npt.NDArray[np.int32]:
+    """``refquant.ternary_matmul`` on the kernels: bit-identical int32 ``(M, N)``, the same errors, plus ``out=``.
+
+    Each operand becomes a non-zero plane ``plus | minus`` (padding cleared) and its minus plane; the product of
+    two codes is non-zero where both non-zero bits are set, and negative where the minus bits differ.
+    """
+    pa, ma = _ter._planes(lhs_planes, "lhs_planes")
+    pb, mb = _ter._planes(rhs_planes, "rhs_planes")
+    pa, pb, n = _bin._packed_operands(pa, pb, k, "ternary_matmul")
+    ma, mb, _ = _bin._packed_operands(ma, mb, _bin._count(k), "ternary_matmul")
+    (m, nw), nn = pa.shape, pb.shape[0]
+    nza, sa = _scratch("lowbit_nza", (m, nw), np.uint64), _scratch("lowbit_sa", (m, nw), np.uint64)
+    nzbt, sbt = _scratch("lowbit_nzbt", (nw, nn), np.uint64), _scratch("lowbit_sbt", (nw, nn), np.uint64)
+    overlap = _lowbit.ternary_planes(pa, ma, _last_word_mask(n), False, nza, sa) if nw else 0
+    overlap += _lowbit.ternary_planes(pb, mb, _last_word_mask(n), True, nzbt, sbt) if nw else 0
+    if overlap or n > _INT32_MAX:  # the spec raises ternary_planes_overlap (or decides the accumulator)
+        result = _ter.ternary_matmul(lhs_planes, rhs_planes, k)
+        return _spec_result(result, out, (pa, ma, pb, mb))
+    res = _new_or_out(out, (m, nn), np.int32, (pa, ma, pb, mb))
+    if res.size == 0:
+        return res
+    if n == 0:
+        res[...] = 0
+        return res
+    serial = _lowbit_serial(3 * res.size * pa.shape[1]) or pa.shape[0] <= _lowbit.RB
+    (_lowbit.ternary_gemm_serial if serial else _lowbit.ternary_gemm)(nza, sa, nzbt, sbt, res)
+    return res
+
+
+def binary_conv2d(
+    x: npt.ArrayLike,
+    w: npt.ArrayLike,
+    /,
+    *,
+    stride: Sequence[int] = (1, 1),
+    padding: Sequence[int] = (0, 0, 0, 0),
+    dilation: Sequence[int] = (1, 1),
+    padding_value: BinaryPadding = BinaryPadding.ZERO,
+    out: npt.NDArray[Any] | None = None,
+) -> npt.NDArray[np.int32]:
+    """``refquant.binary_conv2d`` on the kernels: bit-identical int32 NCHW, the same errors, plus ``out=``.
+
+    The channels of every input pixel and weight tap are
+    packed into words; a tap inside the input contributes ``C - 2 * popcount(x XOR w)``, a padded tap the value
+    it holds times the exact channel sum of its weights.
+    """
+    pv = padding_value
+    if not isinstance(pv, BinaryPadding):
+        raise SpecError("invalid_option", f"padding_value must be a BinaryPadding, got {pv!r}")
+    for arr, what in ((np.asarray(x), "x"), (np.asarray(w), "w")):
+        if arr.dtype != np.dtype(np.int8):
+            raise SpecError("unsupported_dtype", f"{what} must be an int8 array of -1 / +1, got dtype {arr.dtype}")
+    args = _qops._conv_args(x, w, 0, 0, stride, padding, dilation, 1, Layout.NCHW, Accumulator.INT32)
+    xa = _bin._pm_one(args.x, "x")
+    wa = _bin._pm_one(args.w, "w")
+    batch, c, _h, _w = args.nchw
+    o, _cg, kh, kw = args.oihw
+    oh, ow = args.out_hw
+    if c * kh * kw > _INT32_MAX:  # a sum may leave int32: the spec decides
+        result = _bin.binary_conv2d(xa, wa, stride=stride, padding=padding, dilation=dilation, padding_value=pv)
+        return _spec_result(result, out, (x, w))
+    res = _new_or_out(out, (batch, o, oh, ow), np.int32, (x, w))
+    if res.size == 0:
+        return res
+    xb = np.ascontiguousarray(_bin._pack_mask(np.transpose(xa == 1, (0, 2, 3, 1))))  # (B, H, W, Wc)
+    wbt = np.ascontiguousarray(np.transpose(_bin._pack_mask(np.transpose(wa == 1, (0, 2, 3, 1))), (1, 2, 3, 0)))
+    wsum = np.ascontiguousarray(np.transpose(wa.sum(axis=1, dtype=np.int64), (1, 2, 0)))  # (KH, KW, O)
+    fill = {BinaryPadding.ZERO: 0, BinaryPadding.PLUS_ONE: 1, BinaryPadding.MINUS_ONE: -1}[pv]
+    (sh, sw), (pt, _pb, pl, _pr), (dh, dw) = args.stride, args.padding, args.dilation
+    geom = np.array([sh, sw, pt, pl, dh, dw], np.int64)
+    serial = _lowbit_serial(res.size * kh * kw * xb.shape[3]) or batch * oh < 2
+    (_lowbit.binary_conv_serial if serial else _lowbit.binary_conv)(xb, wbt, wsum, c, fill, geom, res)
+    return res
+
+
+def shift_matmul(
+    lhs: npt.ArrayLike, w_codes: npt.ArrayLike, fmt: LogFormat, /, *, out: npt.NDArray[Any] | None = None
+) -> npt.NDArray[np.int64]:
+    """``refquant.shift_matmul`` on the kernels: bit-identical int64 ``(M, N)``, the same errors, plus ``out=``.
+
+    The kernel runs where the spec's own bound proves every term and partial sum inside int64
+    (``bit_length(max |lhs|) + max shift + bit_length(K) <= 62``); past it the spec computes (exactly, with
+    Python integers) or raises ``accumulator_overflow``.
+    """
+    f = _log._check_fmt(fmt)
+    la = np.asarray(lhs)
+    if la.dtype.kind not in "iu" or la.dtype.itemsize > 4:
+        return _spec_result(_log.shift_matmul(lhs, w_codes, f), out, (lhs, w_codes))  # raises unsupported_dtype
+    field, negative = _log._decode_fields(w_codes, f)
+    if la.ndim != 2 or field.ndim != 2 or la.shape[1] != field.shape[0]:
+        return _spec_result(_log.shift_matmul(lhs, w_codes, f), out, (lhs, w_codes))  # raises shape_mismatch
+    m, kk = la.shape
+    n = field.shape[1]
+    shift = np.where(field == 0, 0, field + (f.e_min - 1 + f.fraction_bits)).astype(np.int64)
+    sign = np.where(field == 0, 0, np.where(negative, -1, 1)).astype(np.int64)
+    x = np.ascontiguousarray(la, dtype=np.int64)
+    max_x = int(np.max(np.abs(x))) if x.size else 0
+    max_shift = int(np.max(shift)) if shift.size else 0
+    if kk != 0 and max_x != 0 and max_x.bit_length() + max_shift + kk.bit_length() > 62:
+        return _spec_result(_log.shift_matmul(lhs, w_codes, f), out, (lhs, w_codes))
+    res = _new_or_out(out, (m, n), np.int64, (lhs, w_codes))
+    if res.size == 0:
+        return res
+    if kk == 0 or max_x == 0:
+        res[...] = 0
+        return res
+    serial = _lowbit_serial(res.size * kk) or m < 2
+    (_lowbit.shift_gemm_serial if serial else _lowbit.shift_gemm)(x, shift, sign, res)
+    return res
