@@ -6,6 +6,8 @@
     (``refquant.explain``), then a one-line summary.
 ``refquant quantize IN.npy --out OUT.npy``
     writes the golden codes of a user's stimulus (``np.save``).
+``refquant vectors generate OUT_DIR`` / ``refquant vectors export --format npy|hex|c OUT_DIR [--suite DIR]``
+    regenerates the conformance suite from the spec, or exports it (docs/conformance.md).
 
 Bad arguments and bad input print one line, ``refquant: error: ...``, on stderr and exit with
 status 2; no traceback.  Inputs are read with ``np.load(path, allow_pickle=False)`` only.  ``diff``
@@ -508,6 +510,31 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _default_suite() -> str:
+    """The committed suite of a source checkout: ``conformance/v1`` next to the package."""
+    from pathlib import Path
+
+    return str(Path(__file__).resolve().parents[1] / "conformance" / "v1")
+
+
+def _cmd_vectors_generate(args: argparse.Namespace) -> int:
+    from refquant.conformance.generate import generate
+
+    counts = generate(args.out_dir)
+    print(f"{PROG}: wrote {sum(counts.values())} records in {len(counts)} files and index.json to {args.out_dir}")
+    return 0
+
+
+def _cmd_vectors_export(args: argparse.Namespace) -> int:
+    from refquant.conformance.export import ExportFormat, export
+    from refquant.conformance.load import load_suite
+
+    suite = load_suite(args.suite)
+    written = export(suite, args.out_dir, fmt=ExportFormat(args.format))
+    print(f"{PROG}: exported {len(suite)} records as {args.format} ({written} files) to {args.out_dir}")
+    return 0
+
+
 def _parser() -> _Parser:
     parser = _Parser(
         prog=PROG,
@@ -564,6 +591,23 @@ def _parser() -> _Parser:
         help="override the profile's NaN policy (NaN input is an error under raise)",
     )
     quant.set_defaults(run=_cmd_quantize)
+
+    vectors = commands.add_parser(
+        "vectors",
+        help="generate or export the conformance vectors",
+        description="Regenerate the conformance suite from the spec, or export it as .npy, $readmemh hex or a C header.",
+    )
+    actions = vectors.add_subparsers(dest="vectors_command", metavar="ACTION", required=True)
+    gen = actions.add_parser("generate", help="write the suite (index.json and one file per case group)")
+    gen.add_argument("out_dir", metavar="OUT_DIR", help="the folder to write (created)")
+    gen.set_defaults(run=_cmd_vectors_generate)
+    exp = actions.add_parser("export", help="export a suite as npy, hex or c")
+    exp.add_argument("out_dir", metavar="OUT_DIR", help="the folder to write (created)")
+    exp.add_argument("--format", required=True, choices=["npy", "hex", "c"], help="the export format")
+    exp.add_argument(
+        "--suite", default=_default_suite(), metavar="DIR", help="the suite to export (default: conformance/v1)"
+    )
+    exp.set_defaults(run=_cmd_vectors_export)
     return parser
 
 
@@ -578,7 +622,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
         if args.command is None:
-            raise CliError("choose a command: diff or quantize (refquant --help)")
+            raise CliError("choose a command: diff, quantize or vectors (refquant --help)")
         status: int = args.run(args)
         return status
     except CliError as error:

@@ -1,0 +1,450 @@
+"""THE registry of conformance operations: one entry per op, shared by the generator and the checker.
+
+Each entry names the op (``"quantize"``), its chapter (``"affine"``, the folder of its vectors) and an adapter
+``run(params, inputs) -> outputs`` that decodes the record's JSON params into the spec's enums and dataclasses,
+calls the spec function, and returns the outputs by name.  ``fast`` is the same adapter on ``refquant.fast`` for
+the ops that have a kernel (imported lazily: importing this module never imports numba).  A new chapter adds its
+ops here and its cases in ``refquant.conformance.cases.<chapter>``; nothing else changes.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import Enum
+from types import ModuleType
+from typing import Any, Final, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+from refquant import profiles
+from refquant.conformance.format import JSONValue
+from refquant.errors import SpecError
+from refquant.spec import affine, binary, codebook, fixed_point, integer_ops, log, packing, qparams, ternary
+from refquant.spec.affine import NanPolicy, Precision, QuantParams, ScaleApplication, ZeroPointOrder
+from refquant.spec.binary import BinaryPadding, SignZero
+from refquant.spec.codebook import LevelTie
+from refquant.spec.fixed_point import RequantRounding
+from refquant.spec.formats import IntFormat
+from refquant.spec.granularity import PER_TENSOR, Granularity, PerAxis, PerBlock
+from refquant.spec.integer_ops import Accumulator, Layout
+from refquant.spec.log import LogFormat, LogRounding, LogTop, LogUnderflow
+from refquant.spec.qparams import ReduceRange, SymmetricDenominator, ZeroRange
+from refquant.spec.rounding import RoundingMode
+from refquant.spec.saturation import Overflow
+
+__all__ = ["OPS", "Arrays", "Op", "Params", "fast_runner", "granularity_params", "op"]
+
+Params = Mapping[str, JSONValue]
+Arrays = Mapping[str, npt.NDArray[Any]]
+Runner = Callable[[Params, Arrays], dict[str, npt.NDArray[Any]]]
+E = TypeVar("E", bound=Enum)
+
+
+@dataclass(frozen=True)
+class Op:
+    """A registered operation: ``run`` on the spec; ``fast`` on ``refquant.fast`` (``None``: no kernel)."""
+
+    name: str
+    chapter: str
+    run: Runner
+    fast: Callable[[ModuleType], Runner] | None = None
+
+
+# --- decoding params ---------------------------------------------------------------------------------------------
+
+
+def _bad(message: str) -> SpecError:
+    return SpecError("malformed_record", message)
+
+
+def _enum(params: Params, key: str, kind: type[E]) -> E | None:
+    value = params.get(key)
+    if value is None:
+        return None
+    try:
+        return kind(value)
+    except ValueError:
+        raise _bad(f"param {key}={value!r} is not one of {[m.value for m in kind]}") from None
+
+
+def _int(params: Params, key: str, default: int | None = None) -> int:
+    value = params.get(key, default)
+    if type(value) is not int:
+        raise _bad(f"param {key}={value!r} must be an int")
+    return value
+
+
+def _opt_int(params: Params, key: str) -> int | None:
+    return None if params.get(key) is None else _int(params, key)
+
+
+def _bool(params: Params, key: str, default: bool = False) -> bool:
+    value = params.get(key, default)
+    if not isinstance(value, bool):
+        raise _bad(f"param {key}={value!r} must be a bool")
+    return value
+
+
+def _fmt(params: Params, key: str = "fmt") -> IntFormat:
+    value = params.get(key)
+    if not isinstance(value, str):
+        raise _bad(f"param {key}={value!r} must be a format name such as 'int8'")
+    return IntFormat.from_name(value)
+
+
+def _granularity(params: Params) -> Granularity:
+    kind = params.get("granularity", "per_tensor")
+    if kind == "per_tensor":
+        return PER_TENSOR
+    if kind == "per_axis":
+        return PerAxis(_int(params, "axis"))
+    if kind == "per_block":
+        return PerBlock(_int(params, "axis"), _int(params, "block_size"))
+    raise _bad(f"param granularity={kind!r} is not per_tensor, per_axis or per_block")
+
+
+def granularity_params(g: Granularity, /) -> dict[str, JSONValue]:
+    """The record params of a granularity (the inverse of the decoding above)."""
+    if isinstance(g, PerBlock):
+        return {"granularity": "per_block", "axis": g.axis, "block_size": g.block_size}
+    if isinstance(g, PerAxis):
+        return {"granularity": "per_axis", "axis": g.axis}
+    return {"granularity": "per_tensor"}
+
+
+def _input(inputs: Arrays, key: str) -> npt.NDArray[Any]:
+    if key not in inputs:
+        raise _bad(f"input {key!r} is missing")
+    return inputs[key]
+
+
+def _quant_params(params: Params, inputs: Arrays, fmt_key: str = "fmt") -> QuantParams:
+    return QuantParams(
+        _input(inputs, "scale"), _input(inputs, "zero_point"), _fmt(params, fmt_key), _granularity(params)
+    )
+
+
+_QUANTIZE_OPTIONS: Final[dict[str, type[Enum]]] = {
+    "rounding": RoundingMode,
+    "scale_application": ScaleApplication,
+    "zero_point_order": ZeroPointOrder,
+    "overflow": Overflow,
+    "nan_policy": NanPolicy,
+    "precision": Precision,
+}
+
+
+def _quantize_kwargs(params: Params, inputs: Arrays) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {key: _enum(params, key, kind) for key, kind in _QUANTIZE_OPTIONS.items()}
+    name = params.get("profile")
+    if name is not None:
+        if not isinstance(name, str):
+            raise _bad(f"param profile={name!r} must be a profile name")
+        kwargs["profile"] = profiles.by_name(name)
+    if "uniform" in inputs:
+        kwargs["uniform"] = inputs["uniform"]
+    return kwargs
+
+
+# --- the adapters ------------------------------------------------------------------------------------------------
+
+
+def _quantize(module: Any) -> Runner:
+    def run(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any]]:
+        qp = _quant_params(params, inputs)
+        return {"q": module.quantize(_input(inputs, "x"), qp, **_quantize_kwargs(params, inputs))}
+
+    return run
+
+
+def _dequantize(module: Any) -> Runner:
+    def run(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any]]:
+        return {"x": module.dequantize(_input(inputs, "q"), _quant_params(params, inputs))}
+
+    return run
+
+
+def _choose_qparams_from_range(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any]]:
+    p = qparams.choose_qparams_from_range(
+        _input(inputs, "min_val"),
+        _input(inputs, "max_val"),
+        _fmt(params),
+        symmetric=_bool(params, "symmetric"),
+        granularity=_granularity(params),
+        symmetric_denominator=_enum(params, "symmetric_denominator", SymmetricDenominator)
+        or SymmetricDenominator.HALF_RANGE,
+        reduce_range=_enum(params, "reduce_range", ReduceRange) or ReduceRange.NONE,
+        zero_point_rounding=_enum(params, "zero_point_rounding", RoundingMode) or RoundingMode.HALF_TO_EVEN,
+        power_of_two_scale=_enum(params, "power_of_two_scale", RoundingMode),
+        zero_range=_enum(params, "zero_range", ZeroRange) or ZeroRange.SCALE_ONE,
+        precision=_enum(params, "precision", Precision) or Precision.FLOAT32,
+    )
+    return {"scale": np.asarray(p.scale), "zero_point": np.asarray(p.zero_point)}
+
+
+def _pack(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any]]:
+    return {"packed": packing.pack(_input(inputs, "q"), _fmt(params))}
+
+
+def _unpack(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any]]:
+    return {"q": packing.unpack(_input(inputs, "packed"), _fmt(params), _int(params, "count"))}
+
+
+def _srdhm(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any]]:
+    return {"y": fixed_point.saturating_rounding_doubling_high_mul(_input(inputs, "a"), _input(inputs, "b"))}
+
+
+def _rdbpot(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any]]:
+    return {"y": fixed_point.rounding_divide_by_pot(_input(inputs, "x"), _input(inputs, "exponent"))}
+
+
+def _quantize_multiplier(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any]]:
+    real = _input(inputs, "real")
+    if real.shape != ():
+        raise _bad(f"input real must be a scalar, got shape {real.shape}")
+    m = fixed_point.quantize_multiplier(float(real), single_rounding=_bool(params, "single_rounding"))
+    return {"multiplier": np.array(m.multiplier, np.int64), "shift": np.array(m.shift, np.int64)}
+
+
+def _apply_scale_32(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any]]:
+    y = fixed_point.apply_scale_32(
+        _input(inputs, "value"),
+        _input(inputs, "multiplier"),
+        _input(inputs, "shift"),
+        double_round=_bool(params, "double_round"),
+    )
+    return {"y": y}
+
+
+def _requantize(module: Any) -> Runner:
+    def run(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any]]:
+        rounding = _enum(params, "rounding", RequantRounding) or RequantRounding.DOUBLE
+        y = module.requantize(
+            _input(inputs, "acc"),
+            _input(inputs, "multiplier"),
+            out_fmt=_fmt(params, "out_fmt"),
+            out_zero_point=_int(params, "out_zero_point", 0),
+            rounding=rounding,
+            granularity=_granularity(params),
+            activation_min=_opt_int(params, "activation_min"),
+            activation_max=_opt_int(params, "activation_max"),
+        )
+        return {"q": y}
+
+    return run
+
+
+def _matmul_int(module: Any) -> Runner:
+    def run(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any]]:
+        acc = module.matmul_int(
+            _input(inputs, "lhs"),
+            _input(inputs, "rhs"),
+            lhs_zero_point=inputs.get("lhs_zero_point", 0),
+            rhs_zero_point=inputs.get("rhs_zero_point", 0),
+            accumulator=_enum(params, "accumulator", Accumulator) or Accumulator.INT32,
+        )
+        return {"acc": acc}
+
+    return run
+
+
+def _ints(params: Params, key: str, default: tuple[int, ...]) -> tuple[int, ...]:
+    value = params.get(key, list(default))
+    if not isinstance(value, list) or not all(type(v) is int for v in value):
+        raise _bad(f"param {key}={value!r} must be a list of ints")
+    return tuple(value)
+
+
+def _conv_geometry(params: Params) -> dict[str, Any]:
+    return {
+        "stride": _ints(params, "stride", (1, 1)),
+        "padding": _ints(params, "padding", (0, 0, 0, 0)),
+        "dilation": _ints(params, "dilation", (1, 1)),
+    }
+
+
+def _conv2d_int(module: Any) -> Runner:
+    def run(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any]]:
+        acc = module.conv2d_int(
+            _input(inputs, "x"),
+            _input(inputs, "w"),
+            x_zero_point=inputs.get("x_zero_point", 0),
+            w_zero_point=inputs.get("w_zero_point", 0),
+            groups=_int(params, "groups", 1),
+            layout=_enum(params, "layout", Layout) or Layout.NCHW,
+            accumulator=_enum(params, "accumulator", Accumulator) or Accumulator.INT32,
+            **_conv_geometry(params),
+        )
+        return {"acc": acc}
+
+    return run
+
+
+def _operand_params(params: Params, inputs: Arrays, name: str, axis: int) -> QuantParams:
+    per_axis = _bool(params, f"{name}_per_axis")
+    return QuantParams(
+        _input(inputs, f"{name}_scale"),
+        _input(inputs, f"{name}_zero_point"),
+        _fmt(params, f"{name}_fmt"),
+        PerAxis(axis) if per_axis else PER_TENSOR,
+    )
+
+
+def _qlinear_matmul(module: Any) -> Runner:
+    def run(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any]]:
+        y = module.qlinear_matmul(
+            _input(inputs, "a"),
+            _input(inputs, "b"),
+            a_params=_operand_params(params, inputs, "a", -2),
+            b_params=_operand_params(params, inputs, "b", -1),
+            y_params=_operand_params(params, inputs, "y", -1),
+            rounding=_enum(params, "rounding", RequantRounding) or RequantRounding.FLOAT64,
+            multiplier_precision=_enum(params, "multiplier_precision", Precision) or Precision.FLOAT64,
+            accumulator=_enum(params, "accumulator", Accumulator) or Accumulator.INT32,
+        )
+        return {"y": y}
+
+    return run
+
+
+def _binary_conv2d(module: Any) -> Runner:
+    def run(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any]]:
+        padding_value = _enum(params, "padding_value", BinaryPadding) or BinaryPadding.ZERO
+        y = module.binary_conv2d(
+            _input(inputs, "x"), _input(inputs, "w"), padding_value=padding_value, **_conv_geometry(params)
+        )
+        return {"y": y}
+
+    return run
+
+
+def _binarize(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any]]:
+    sign_zero = _enum(params, "sign_zero", SignZero) or SignZero.POSITIVE
+    return {"b": binary.binarize(_input(inputs, "x"), sign_zero=sign_zero)}
+
+
+def _pack_bits(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any]]:
+    return {"words": binary.pack_bits(_input(inputs, "b"))}
+
+
+def _xnor_matmul(module: Any) -> Runner:
+    def run(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any]]:
+        return {"dot": module.xnor_matmul(_input(inputs, "lhs_bits"), _input(inputs, "rhs_bits"), _int(params, "k"))}
+
+    return run
+
+
+def _axis(params: Params) -> int | None:
+    return _opt_int(params, "axis")
+
+
+def _real(inputs: Arrays, key: str) -> float:
+    value = _input(inputs, key)
+    if value.shape != () or value.dtype.kind != "f":
+        raise _bad(f"input {key} must be a float scalar, got {value.dtype} of shape {value.shape}")
+    return float(value)
+
+
+def _twn_ternarize(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any]]:
+    t = ternary.twn_ternarize(_input(inputs, "w"), axis=_axis(params), factor=_real(inputs, "factor"))
+    return {"codes": t.codes, "alpha": t.alpha, "delta": t.delta}
+
+
+def _bitnet_ternarize(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any]]:
+    codes, scale = ternary.bitnet_ternarize(_input(inputs, "w"), eps=_real(inputs, "eps"))
+    return {"codes": codes, "scale": scale}
+
+
+def _ternary_matmul(module: Any) -> Runner:
+    def run(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any]]:
+        lhs = (_input(inputs, "lhs_plus"), _input(inputs, "lhs_minus"))
+        rhs = (_input(inputs, "rhs_plus"), _input(inputs, "rhs_minus"))
+        return {"dot": module.ternary_matmul(lhs, rhs, _int(params, "k"))}
+
+    return run
+
+
+def _log_format(params: Params) -> LogFormat:
+    return LogFormat(
+        _int(params, "bits"),
+        _int(params, "fsr"),
+        signed=_bool(params, "signed", True),
+        underflow=_enum(params, "underflow", LogUnderflow) or LogUnderflow.TO_ZERO,
+        top=_enum(params, "top", LogTop) or LogTop.CLAMP_TO_FSR,
+    )
+
+
+def _log_quantize(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any]]:
+    rounding = _enum(params, "rounding", LogRounding) or LogRounding.LOG_DOMAIN
+    return {"codes": log.log_quantize(_input(inputs, "x"), _log_format(params), rounding=rounding)}
+
+
+def _log_dequantize(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any]]:
+    return {"x": log.log_dequantize(_input(inputs, "codes"), _log_format(params))}
+
+
+def _shift_matmul(module: Any) -> Runner:
+    def run(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any]]:
+        return {"acc": module.shift_matmul(_input(inputs, "lhs"), _input(inputs, "w_codes"), _log_format(params))}
+
+    return run
+
+
+def _codebook_encode(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any]]:
+    tie = _enum(params, "tie", LevelTie) or LevelTie.TO_LOWER
+    return {"codes": codebook.codebook_encode(_input(inputs, "x"), _input(inputs, "levels"), tie=tie)}
+
+
+def _codebook_decode(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any]]:
+    return {"x": codebook.codebook_decode(_input(inputs, "codes"), _input(inputs, "levels"))}
+
+
+OPS: Final[dict[str, Op]] = {
+    o.name: o
+    for o in (
+        Op("quantize", "affine", _quantize(affine), _quantize),
+        Op("dequantize", "affine", _dequantize(affine), _dequantize),
+        Op("choose_qparams_from_range", "qparams", _choose_qparams_from_range),
+        Op("pack", "packing", _pack),
+        Op("unpack", "packing", _unpack),
+        Op("saturating_rounding_doubling_high_mul", "fixed_point", _srdhm),
+        Op("rounding_divide_by_pot", "fixed_point", _rdbpot),
+        Op("quantize_multiplier", "fixed_point", _quantize_multiplier),
+        Op("apply_scale_32", "fixed_point", _apply_scale_32),
+        Op("requantize", "fixed_point", _requantize(fixed_point), _requantize),
+        Op("matmul_int", "integer_ops", _matmul_int(integer_ops), _matmul_int),
+        Op("conv2d_int", "integer_ops", _conv2d_int(integer_ops), _conv2d_int),
+        Op("qlinear_matmul", "integer_ops", _qlinear_matmul(integer_ops), _qlinear_matmul),
+        Op("binarize", "binary", _binarize),
+        Op("binary_conv2d", "binary", _binary_conv2d(binary), _binary_conv2d),
+        Op("pack_bits", "binary", _pack_bits),
+        Op("xnor_matmul", "binary", _xnor_matmul(binary), _xnor_matmul),
+        Op("twn_ternarize", "ternary", _twn_ternarize),
+        Op("bitnet_ternarize", "ternary", _bitnet_ternarize),
+        Op("ternary_matmul", "ternary", _ternary_matmul(ternary), _ternary_matmul),
+        Op("log_quantize", "log", _log_quantize),
+        Op("log_dequantize", "log", _log_dequantize),
+        Op("shift_matmul", "log", _shift_matmul(log), _shift_matmul),
+        Op("codebook_encode", "codebook", _codebook_encode),
+        Op("codebook_decode", "codebook", _codebook_decode),
+    )
+}
+"""Every conformance op by name."""
+
+
+def op(name: str, /) -> Op:
+    """The registered op ``name``; ``SpecError("unknown_op")`` for a name the registry does not hold."""
+    try:
+        return OPS[name]
+    except KeyError:
+        raise SpecError("unknown_op", f"op {name!r} is not one of {sorted(OPS)}") from None
+
+
+def fast_runner(entry: Op, /) -> Runner | None:
+    """The adapter of ``entry`` on ``refquant.fast`` (imports numba), or ``None`` when the op has no kernel."""
+    if entry.fast is None:
+        return None
+    return entry.fast(importlib.import_module("refquant.fast"))
