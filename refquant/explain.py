@@ -160,7 +160,8 @@ class Intermediates:
     operation rounded half to even (the two ``ScaleApplication`` choices at ``Precision.FLOAT32``;
     the Python floats hold the float32 values exactly).  ``nearest_half`` is the half-integer
     ``k + 1/2`` nearest to the quotient and ``ulps_from_half`` the signed distance
-    ``(quotient - nearest_half)`` in float32 ulps at ``nearest_half``.
+    ``(quotient - nearest_half)`` in float32 ulps at ``nearest_half`` (``None`` when ``|nearest_half|``
+    is 2**127 or more: quotients beyond float32, where a float64 input over a tiny scale can land).
     """
 
     x: float
@@ -254,10 +255,10 @@ def intermediates(x: float, scale: float, zero_point: int, /) -> Intermediates:
     >>> i.divided, i.multiplied, i.near_tie
     (127.49999237060547, 127.5, True)
     """
-    x32 = np.float32(x)
     s32 = np.float32(scale)
     one = np.float32(1)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        x32 = np.float32(x)  # a float64 element beyond float32 becomes +-inf, as float32 quantization sees it
         divided = x32 / s32
         reciprocal = one / s32
         multiplied = x32 * reciprocal
@@ -268,8 +269,9 @@ def intermediates(x: float, scale: float, zero_point: int, /) -> Intermediates:
     if np.isfinite(xf) and np.isfinite(s32) and s32 > 0:
         quotient = Fraction(xf) / Fraction(float(s32))
         nearest = Fraction(quotient.numerator // quotient.denominator) + Fraction(1, 2)
-        ulp = float(np.spacing(np.float32(abs(float(nearest)))))
-        ulps = float((quotient - nearest) / Fraction(ulp))
+        if abs(nearest) < 2**127:  # beyond, float32 has no ulp at the half (and no halves at all past 2**23)
+            ulp = float(np.spacing(np.float32(abs(float(nearest)))))
+            ulps = float((quotient - nearest) / Fraction(ulp))
     return Intermediates(
         x=xf,
         scale=float(s32),

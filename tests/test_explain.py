@@ -333,3 +333,17 @@ def test_limit_explains_the_first_elements_and_counts_all() -> None:
     with pytest.raises(SpecError) as info:
         explain_profiles(x, QuantParams(1.0, 0, INT8), a=profiles.ONNX, b=profiles.TFLITE, limit=-1)
     assert info.value.condition == "invalid_option"
+
+
+def test_intermediates_of_a_quotient_beyond_float64() -> None:
+    """A float64 element over a subnormal float32 scale: the exact quotient 1e300 / fl32(1e-40) exceeds every float;
+    worked by hand: it is a whole number times 2**149 / (the scale's integer mantissa), far above 2**127, so there is
+    no float32 ulp to measure in and ``ulps_from_half`` is None; the float32 operations overflow to +inf."""
+    i = intermediates(1e300, 1e-40, 0)
+    assert i.quotient is not None
+    assert i.quotient > 2**1000
+    assert i.ulps_from_half is None
+    assert not i.tie
+    assert not i.near_tie
+    assert i.divided == float("inf")
+    assert i.multiplied == float("inf")
