@@ -1,5 +1,8 @@
 """The ``refquant`` command.
 
+``refquant check [--impl MODULE | --results DIR] [--suite DIR] [--op OP] [--why TAG] [--max-failures N]``
+    runs the conformance suite through refquant.fast (or an adapter module, or a folder of results files)
+    and explains each failure (``refquant.conformance.check``; exit status 1 when a record failed).
 ``refquant diff [INPUT.npy]``
     quantizes a built-in tie-dense sample (or the user's array) under several profiles and prints
     the elements where they disagree with the first profile, each with the option that causes it
@@ -535,6 +538,31 @@ def _cmd_vectors_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_check(args: argparse.Namespace) -> int:
+    from refquant.conformance import check
+    from refquant.conformance.load import load_suite
+
+    if args.max_failures < 0:
+        raise CliError(f"--max-failures must be >= 0, got {args.max_failures}")
+    if args.impl is not None and args.results is not None:
+        raise CliError("give at most one of --impl and --results")
+    root = check.default_suite(args.suite)
+    suite = load_suite(root)
+    records = check.select(suite, ops=args.op or (), whys=args.why or ())
+    if args.results is not None:
+        outcomes = check.check_results(records, args.results)
+        title = f"results in {args.results}"
+    elif args.impl is not None:
+        outcomes = check.check_adapter(records, check.module_adapter(args.impl))
+        title = f"--impl {args.impl}"
+    else:
+        outcomes = check.check_adapter(records, check.fast_adapter())
+        title = "refquant.fast"
+    title += f" against {root} ({len(records)} of {len(suite)} records, spec {suite.spec_version})"
+    print(check.render(outcomes, title=title, max_failures=args.max_failures))
+    return 0 if check.summarize(outcomes).ok else 1
+
+
 def _parser() -> _Parser:
     parser = _Parser(
         prog=PROG,
@@ -592,6 +620,22 @@ def _parser() -> _Parser:
     )
     quant.set_defaults(run=_cmd_quantize)
 
+    chk = commands.add_parser(
+        "check",
+        help="check an implementation against the conformance suite (default: refquant.fast)",
+        description="Run the conformance suite through refquant.fast (default), a Python adapter module (--impl) or "
+        "the files a non-Python implementation wrote (--results); print records, passed, failed and not covered "
+        "per op and why tag, and explain each failure. Exit status 0 only when nothing failed.",
+    )
+    source = chk.add_mutually_exclusive_group()
+    source.add_argument("--impl", metavar="MODULE", help="a module defining functions named after the ops")
+    source.add_argument("--results", metavar="DIR", help="a folder with one <record id>.json or .error per record")
+    chk.add_argument("--suite", metavar="DIR", help="the suite folder (default: conformance/v1 of the checkout)")
+    chk.add_argument("--op", action="append", metavar="OP", help="check only this op (repeatable)")
+    chk.add_argument("--why", action="append", metavar="TAG", help="check only this why tag (repeatable)")
+    chk.add_argument("--max-failures", type=int, default=10, metavar="N", help="failures to explain (default 10)")
+    chk.set_defaults(run=_cmd_check)
+
     vectors = commands.add_parser(
         "vectors",
         help="generate or export the conformance vectors",
@@ -622,7 +666,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
         if args.command is None:
-            raise CliError("choose a command: diff, quantize or vectors (refquant --help)")
+            raise CliError("choose a command: check, diff, quantize or vectors (refquant --help)")
         status: int = args.run(args)
         return status
     except CliError as error:
