@@ -80,13 +80,19 @@ def popcount64(x: Any) -> Any:
 def clear_padding(words: Any, mask: Any, transpose: Any, out: Any) -> None:
     """``out`` = ``words`` (R, W) with the last word ANDed with ``mask``; (W, R) when ``transpose``."""
     rows, nw = words.shape
-    for r in range(rows):
+    ones = np.uint64(0xFFFFFFFFFFFFFFFF)
+    if not transpose:
+        for r in range(rows):
+            for w in range(nw):
+                out[r, w] = words[r, w] & (mask if w == nw - 1 else ones)
+        return
+    # transposed: blocks of 64 rows, so the writes run along rows of ``out`` and the reads stay in cache
+    for r0 in range(0, rows, 64):
+        r1 = min(rows, r0 + 64)
         for w in range(nw):
-            v = words[r, w] & mask if w == nw - 1 else words[r, w]
-            if transpose:
-                out[w, r] = v
-            else:
-                out[r, w] = v
+            m = mask if w == nw - 1 else ones
+            for r in range(r0, r1):
+                out[w, r] = words[r, w] & m
 
 
 @njit
