@@ -24,8 +24,8 @@ from refquant.conformance.format import JSONValue
 from refquant.errors import SpecError
 from refquant.spec import affine, binary, codebook, fixed_point, integer_ops, log, packing, qparams, ternary
 from refquant.spec.affine import NanPolicy, Precision, QuantParams, ScaleApplication, ZeroPointOrder
-from refquant.spec.binary import BinaryPadding, SignZero
-from refquant.spec.codebook import LevelTie
+from refquant.spec.binary import BinaryPadding, SignZero, SteWindow
+from refquant.spec.codebook import CodebookInit, LevelTie
 from refquant.spec.fixed_point import RequantRounding
 from refquant.spec.formats import IntFormat
 from refquant.spec.granularity import PER_TENSOR, Granularity, PerAxis, PerBlock
@@ -167,22 +167,47 @@ def _dequantize(module: Any) -> Runner:
     return run
 
 
+def _fake_quantize(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any]]:
+    qp = _quant_params(params, inputs)
+    return {"y": affine.fake_quantize(_input(inputs, "x"), qp, **_quantize_kwargs(params, inputs))}
+
+
+def _qparams_options(params: Params) -> dict[str, Any]:
+    return {
+        "symmetric": _bool(params, "symmetric"),
+        "granularity": _granularity(params),
+        "symmetric_denominator": _enum(params, "symmetric_denominator", SymmetricDenominator)
+        or SymmetricDenominator.HALF_RANGE,
+        "reduce_range": _enum(params, "reduce_range", ReduceRange) or ReduceRange.NONE,
+        "zero_point_rounding": _enum(params, "zero_point_rounding", RoundingMode) or RoundingMode.HALF_TO_EVEN,
+        "power_of_two_scale": _enum(params, "power_of_two_scale", RoundingMode),
+        "zero_range": _enum(params, "zero_range", ZeroRange) or ZeroRange.SCALE_ONE,
+        "precision": _enum(params, "precision", Precision) or Precision.FLOAT32,
+    }
+
+
 def _choose_qparams_from_range(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any]]:
     p = qparams.choose_qparams_from_range(
-        _input(inputs, "min_val"),
-        _input(inputs, "max_val"),
-        _fmt(params),
-        symmetric=_bool(params, "symmetric"),
-        granularity=_granularity(params),
-        symmetric_denominator=_enum(params, "symmetric_denominator", SymmetricDenominator)
-        or SymmetricDenominator.HALF_RANGE,
-        reduce_range=_enum(params, "reduce_range", ReduceRange) or ReduceRange.NONE,
-        zero_point_rounding=_enum(params, "zero_point_rounding", RoundingMode) or RoundingMode.HALF_TO_EVEN,
-        power_of_two_scale=_enum(params, "power_of_two_scale", RoundingMode),
-        zero_range=_enum(params, "zero_range", ZeroRange) or ZeroRange.SCALE_ONE,
-        precision=_enum(params, "precision", Precision) or Precision.FLOAT32,
+        _input(inputs, "min_val"), _input(inputs, "max_val"), _fmt(params), **_qparams_options(params)
     )
     return {"scale": np.asarray(p.scale), "zero_point": np.asarray(p.zero_point)}
+
+
+def _choose_qparams(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any]]:
+    p = qparams.choose_qparams(_input(inputs, "x"), _fmt(params), **_qparams_options(params))
+    return {"scale": np.asarray(p.scale), "zero_point": np.asarray(p.zero_point)}
+
+
+def _nudge_quantization_range(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any]]:
+    r = qparams.nudge_quantization_range(
+        _input(inputs, "min_val"), _input(inputs, "max_val"), _fmt(params), granularity=_granularity(params)
+    )
+    return {
+        "scale": np.asarray(r.params.scale),
+        "zero_point": np.asarray(r.params.zero_point),
+        "nudged_min": np.asarray(r.nudged_min),
+        "nudged_max": np.asarray(r.nudged_max),
+    }
 
 
 def _pack(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any]]:
@@ -216,6 +241,11 @@ def _apply_scale_32(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any
         _input(inputs, "shift"),
         double_round=_bool(params, "double_round"),
     )
+    return {"y": y}
+
+
+def _apply_scale_16(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any]]:
+    y = fixed_point.apply_scale_16(_input(inputs, "value"), _input(inputs, "multiplier"), _input(inputs, "shift"))
     return {"y": y}
 
 
@@ -310,6 +340,29 @@ def _qlinear_matmul(module: Any) -> Runner:
     return run
 
 
+def _qlinear_conv(module: Any) -> Runner:
+    def run(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any]]:
+        y = module.qlinear_conv(
+            _input(inputs, "x"),
+            _input(inputs, "w"),
+            x_params=_operand_params(params, inputs, "x", 0),
+            w_params=_operand_params(params, inputs, "w", 0),
+            y_params=_operand_params(params, inputs, "y", 0),
+            bias=inputs.get("bias"),
+            groups=_int(params, "groups", 1),
+            layout=_enum(params, "layout", Layout) or Layout.NCHW,
+            rounding=_enum(params, "rounding", RequantRounding) or RequantRounding.FLOAT64,
+            activation_min=_opt_int(params, "activation_min"),
+            activation_max=_opt_int(params, "activation_max"),
+            multiplier_precision=_enum(params, "multiplier_precision", Precision) or Precision.FLOAT64,
+            accumulator=_enum(params, "accumulator", Accumulator) or Accumulator.INT32,
+            **_conv_geometry(params),
+        )
+        return {"y": y}
+
+    return run
+
+
 def _binary_conv2d(module: Any) -> Runner:
     def run(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any]]:
         padding_value = _enum(params, "padding_value", BinaryPadding) or BinaryPadding.ZERO
@@ -324,6 +377,20 @@ def _binary_conv2d(module: Any) -> Runner:
 def _binarize(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any]]:
     sign_zero = _enum(params, "sign_zero", SignZero) or SignZero.POSITIVE
     return {"b": binary.binarize(_input(inputs, "x"), sign_zero=sign_zero)}
+
+
+def _binarize_stochastic(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any]]:
+    return {"b": binary.binarize_stochastic(_input(inputs, "x"), uniform=_input(inputs, "uniform"))}
+
+
+def _ste_mask(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any]]:
+    window = _enum(params, "window", SteWindow) or SteWindow.CLOSED
+    return {"mask": binary.ste_mask(_input(inputs, "x"), window=window)}
+
+
+def _ste_grad(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any]]:
+    window = _enum(params, "window", SteWindow) or SteWindow.CLOSED
+    return {"grad": binary.ste_grad(_input(inputs, "x"), _input(inputs, "grad"), window=window)}
 
 
 def _pack_bits(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any]]:
@@ -386,6 +453,18 @@ def _log_dequantize(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any
     return {"x": log.log_dequantize(_input(inputs, "codes"), _log_format(params))}
 
 
+def _apot_levels(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any]]:
+    return {"levels": log.apot_levels(_int(params, "bits"), _int(params, "k"), _real(inputs, "alpha"))}
+
+
+def _apot_quantize(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any]]:
+    return {"codes": log.apot_quantize(_input(inputs, "x"), _input(inputs, "levels"))}
+
+
+def _apot_dequantize(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any]]:
+    return {"x": log.apot_dequantize(_input(inputs, "codes"), _input(inputs, "levels"))}
+
+
 def _shift_matmul(module: Any) -> Runner:
     def run(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any]]:
         return {"acc": module.shift_matmul(_input(inputs, "lhs"), _input(inputs, "w_codes"), _log_format(params))}
@@ -402,23 +481,46 @@ def _codebook_decode(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[An
     return {"x": codebook.codebook_decode(_input(inputs, "codes"), _input(inputs, "levels"))}
 
 
+def _codebook_quantiles(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any]]:
+    return {"levels": codebook.codebook_quantiles(_input(inputs, "x"), _int(params, "bits"))}
+
+
+def _codebook_kmeans(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any]]:
+    levels = codebook.codebook_kmeans(
+        _input(inputs, "x"),
+        _int(params, "bits"),
+        init=_enum(params, "init", CodebookInit) or CodebookInit.LINEAR,
+        iterations=_int(params, "iterations", 100),
+        tol=_real(inputs, "tol") if "tol" in inputs else 0.0,
+    )
+    return {"levels": levels}
+
+
 OPS: Final[dict[str, Op]] = {
     o.name: o
     for o in (
         Op("quantize", "affine", _quantize(affine), _quantize),
         Op("dequantize", "affine", _dequantize(affine), _dequantize),
+        Op("fake_quantize", "affine", _fake_quantize),
         Op("choose_qparams_from_range", "qparams", _choose_qparams_from_range),
+        Op("choose_qparams", "qparams", _choose_qparams),
+        Op("nudge_quantization_range", "qparams", _nudge_quantization_range),
         Op("pack", "packing", _pack),
         Op("unpack", "packing", _unpack),
         Op("saturating_rounding_doubling_high_mul", "fixed_point", _srdhm),
         Op("rounding_divide_by_pot", "fixed_point", _rdbpot),
         Op("quantize_multiplier", "fixed_point", _quantize_multiplier),
         Op("apply_scale_32", "fixed_point", _apply_scale_32),
+        Op("apply_scale_16", "fixed_point", _apply_scale_16),
         Op("requantize", "fixed_point", _requantize(fixed_point), _requantize),
         Op("matmul_int", "integer_ops", _matmul_int(integer_ops), _matmul_int),
         Op("conv2d_int", "integer_ops", _conv2d_int(integer_ops), _conv2d_int),
         Op("qlinear_matmul", "integer_ops", _qlinear_matmul(integer_ops), _qlinear_matmul),
+        Op("qlinear_conv", "integer_ops", _qlinear_conv(integer_ops), _qlinear_conv),
         Op("binarize", "binary", _binarize),
+        Op("binarize_stochastic", "binary", _binarize_stochastic),
+        Op("ste_mask", "binary", _ste_mask),
+        Op("ste_grad", "binary", _ste_grad),
         Op("binary_conv2d", "binary", _binary_conv2d(binary), _binary_conv2d),
         Op("pack_bits", "binary", _pack_bits),
         Op("xnor_matmul", "binary", _xnor_matmul(binary), _xnor_matmul),
@@ -428,8 +530,13 @@ OPS: Final[dict[str, Op]] = {
         Op("log_quantize", "log", _log_quantize),
         Op("log_dequantize", "log", _log_dequantize),
         Op("shift_matmul", "log", _shift_matmul(log), _shift_matmul),
+        Op("apot_levels", "log", _apot_levels),
+        Op("apot_quantize", "log", _apot_quantize),
+        Op("apot_dequantize", "log", _apot_dequantize),
         Op("codebook_encode", "codebook", _codebook_encode),
         Op("codebook_decode", "codebook", _codebook_decode),
+        Op("codebook_quantiles", "codebook", _codebook_quantiles),
+        Op("codebook_kmeans", "codebook", _codebook_kmeans),
     )
 }
 """Every conformance op by name."""

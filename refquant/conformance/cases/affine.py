@@ -1,4 +1,4 @@
-"""Cases of the affine chapter: ``quantize`` and ``dequantize`` (docs/spec/affine.md)."""
+"""Cases of the affine chapter: ``quantize``, ``dequantize`` and ``fake_quantize`` (docs/spec/affine.md)."""
 
 from __future__ import annotations
 
@@ -252,9 +252,97 @@ def _dequantize(b: Builder) -> None:
         b.add(g, "dequantize", "bad_input", label, params, inputs)
 
 
+def _fake_quantize(b: Builder) -> None:
+    g = o = "fake_quantize"
+    # Ties and one ulp either side under every deterministic mode, zero points at both ends.
+    for name in ("int8", "uint8", "int4", "int8n"):
+        fmt = IntFormat.from_name(name)
+        for zp in _zero_points(fmt):
+            for mode in DETERMINISTIC:
+                b.add(g, o, "tie", name, _params(name, rounding=mode.value), {"x": _ties(fmt, 0.5, zp), **_qp(0.5, zp)})
+            for sa in ScaleApplication:
+                params = _params(name, scale_application=sa.value)
+                b.add(g, o, "near_tie", name, params, {"x": _ties(fmt, 0.1, zp), **_qp(0.1, zp)})
+    # Saturation edges (the result is the nearest representable end, or wraps), NaN/inf, -0.0, every profile.
+    for name in ("int8", "uint4"):
+        fmt = IntFormat.from_name(name)
+        for zp in _zero_points(fmt):
+            ks = np.array([e + d for e in (fmt.qmin - zp, fmt.qmax - zp) for d in (-1.5, -0.5, 0.0, 0.5, 1.5, 100.0)])
+            x = np.concatenate([_ulps((ks * 0.25).astype(F32)), np.array([3.4e38, -3.4e38], F32)])
+            for ov in Overflow:
+                b.add(g, o, "saturation_edge", name, _params(name, overflow=ov.value), {"x": x, **_qp(0.25, zp)})
+            xn = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1.0], F32)
+            for pol in NanPolicy:
+                b.add(g, o, "nan_inf", name, _params(name, nan_policy=pol.value), {"x": xn, **_qp(0.5, zp)})
+    xz = np.array([-0.0, 0.0, -1e-30, 1e-30, -0.25, 0.25, -0.5, 0.5], F32)
+    for mode in DETERMINISTIC:
+        b.add(g, o, "negative_zero", "int8", _params("int8", rounding=mode.value), {"x": xz, **_qp(1.0, 0)})
+    tiny = np.array([1e-45, -1e-45, 1.1754942e-38, -1.1754942e-38, 5e-39], F32)
+    for scale in (2.0**-149, 2.0**-126, 1e-38):
+        b.add(g, o, "subnormal", "int8", _params("int8"), {"x": _ulps(tiny), **_qp(scale, 0)})
+    for prof in profiles.ALL:
+        for name in ("int8", "uint8"):
+            zp = 0 if name == "int8" else 128
+            fmt = IntFormat.from_name(name)
+            for scale in (0.00214854861, 0.5):
+                params = _params(name, profile=prof.name)
+                b.add(g, o, "profile", name, params, {"x": _ties(fmt, scale, zp), **_qp(scale, zp)})
+
+    def stochastic(r: Draws) -> dict[str, Any]:
+        x = _ties(IntFormat.from_name("int8"), 0.5, 0)
+        u = np.concatenate([np.array([0.0, 0.5, np.nextafter(F32(1), F32(0))], F32), r.random(x.size - 3)])
+        return {"x": x, "uniform": u.astype(F32), **_qp(0.5, 0)}
+
+    for _ in range(2):
+        b.add(g, o, "rounding_mode", "int8", _params("int8", rounding="stochastic"), stochastic)
+    for shape in ((2, 3, 5), (5, 3, 2)):
+        for axis in range(-len(shape), len(shape)):
+            n = shape[axis]
+
+            def per_axis(r: Draws, shape: tuple[int, ...] = shape, n: int = n, axis: int = axis) -> dict[str, Any]:
+                scale = (2.0 ** r.integers(-6, 2, n) * r.choice([1.0, 0.75, 0.1], n)).astype(F32)
+                zp = r.integers(-128, 128, n)
+                k = r.integers(-140, 140, shape) + r.choice([0.0, 0.5], shape)
+                x = k * np.expand_dims(scale, tuple(d for d in range(len(shape)) if d != axis % len(shape)))
+                return {"x": x.astype(F32), "scale": scale, "zero_point": zp.astype(np.int64)}
+
+            b.add(g, o, "distinct_dims", "int8", {"fmt": "int8", **granularity_params(PerAxis(axis))}, per_axis)
+    for bshape, axis, block in (((3, 10), 1, 4), ((10, 3), 0, 4), ((2, 7, 3), 1, 3)):
+        nb = -(-bshape[axis] // block)
+
+        def per_block(r: Draws, shape: tuple[int, ...] = bshape, axis: int = axis, nb: int = nb) -> dict[str, Any]:
+            pshape = tuple(nb if d == axis % len(shape) else size for d, size in enumerate(shape))
+            scale = (2.0 ** r.integers(-4, 2, pshape) * r.choice([1.0, 0.3], pshape)).astype(F32)
+            zp = r.integers(-8, 8, pshape).astype(np.int64)
+            x = (r.integers(-20, 20, shape) + r.choice([0.0, 0.5], shape)) * 0.25
+            return {"x": x.astype(F32), "scale": scale, "zero_point": zp}
+
+        b.add(g, o, "ragged_block", "int4", {"fmt": "int4", **granularity_params(PerBlock(axis, block))}, per_block)
+    for name in ("int8", "uint8", "int4"):
+        for dtype in (np.float32, np.float64, np.float16):
+
+            def rand(r: Draws, dtype: Any = dtype) -> dict[str, Any]:
+                return {"x": (r.standard_normal(24) * 40).astype(dtype), **_qp(float(r.uniform(0.01, 1.0)), 0)}
+
+            b.add(g, o, "random", name, _params(name), rand)
+    for label, params, inputs in (
+        ("scale_zero", _params("int8"), {"x": np.ones(2, F32), **_qp(0.0, 0)}),
+        ("zp_above", _params("int8"), {"x": np.ones(2, F32), **_qp(1.0, 128)}),
+        ("nan", _params("int8"), {"x": np.array([np.nan], F32), **_qp(1.0, 0)}),
+        ("uniform_missing", _params("int8", rounding="stochastic"), {"x": np.ones(2, F32), **_qp(1.0, 0)}),
+        (
+            "scale_shape",
+            {"fmt": "int8", "granularity": "per_axis", "axis": 1},
+            {"x": np.ones((2, 3), F32), **_qp([1.0, 1.0], [0, 0])},
+        ),
+    ):
+        b.add(g, o, "bad_input", label, params, inputs)
+
+
 def cases() -> list[Record]:
     """Every record of the affine chapter."""
     b = Builder("affine")
     _quantize(b)
     _dequantize(b)
+    _fake_quantize(b)
     return b.records

@@ -125,6 +125,28 @@ def cases() -> list[Record]:
             {"double_round": True},
             {"value": vals, "multiplier": np.array(2**30, np.int32), "shift": np.array(shift, np.int8)},
         )
+    # TOSA apply_scale_16: int48 values at their ends, int16 multipliers 0 / 1 / 2**14 / INT16_MAX, shifts 2 .. 62.
+    v48 = np.array([-(2**47), -(2**47) + 1, -(2**31), -6, -3, -2, -1, 0, 1, 2, 3, 6, 2**31 - 1, 2**47 - 1], np.int64)
+    for mult in (0, 1, 2**14, 2**15 - 1):
+        for shift in (2, 3, 15, 16, 32, 47, 48, 62):
+            # Only the values whose result fits int32 (the overflow is a negative record below).
+            fits = [v for v in v48.tolist() if I32_MIN <= (v * mult + (1 << (shift - 1))) >> shift <= I32_MAX]
+            value = np.array(fits, np.int64)
+            inputs = {"value": value, "multiplier": np.array(mult, np.int16), "shift": np.array(shift, np.int8)}
+            b.add("apply_scale", "apply_scale_16", "fixed_point_edge", f"m{mult}_s{shift}", {}, inputs)
+    ties = np.array([-7, -5, -3, -1, 1, 3, 5, 7, -2, 2, -4, 4], np.int64)
+    for shift in (2, 3, 4):
+        inputs = {"value": ties, "multiplier": np.array(2 ** (shift - 1), np.int16), "shift": np.array(shift, np.int8)}
+        b.add("apply_scale", "apply_scale_16", "tie", f"s{shift}", {}, inputs)
+    for label, value, mult, shift in (
+        ("s1", v48, 2**14, 1),
+        ("s63", v48, 2**14, 63),
+        ("negative_multiplier", v48, -1, 16),
+        ("overflow", np.array([2**47 - 1], np.int64), 2**15 - 1, 2),
+        ("value_int48", np.array([2**47], np.int64), 1, 2),
+    ):
+        inputs = {"value": value, "multiplier": np.array(mult, np.int16), "shift": np.array(shift, np.int8)}
+        b.add("apply_scale", "apply_scale_16", "bad_input", label, {}, inputs)
     # requantize: every rounding, multipliers near 0 and near 1, accumulators at the int32 bounds and on ties.
     accs = np.concatenate(
         [EDGES, np.array([-255, -128, -127, -1, 1, 127, 128, 255, 256, 383, -383, 1 << 20], np.int32)]

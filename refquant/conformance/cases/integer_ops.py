@@ -63,6 +63,7 @@ def cases() -> list[Record]:
         b.add(g, "matmul_int", "bad_input", label, {}, inputs)
     _conv(b)
     _qlinear(b)
+    _qlinear_conv(b)
     return b.records
 
 
@@ -168,3 +169,92 @@ def _qlinear(b: Builder) -> None:
         "y_per_axis": False,
     }
     b.add(g, "qlinear_matmul", "bad_input", "format", params, inputs)
+
+
+def _qlinear_conv(b: Builder) -> None:
+    g = o = "qlinear_conv"
+    # Small geometries (pairwise-distinct sizes, padding on one side, grouped), every rounding, multiplier precision
+    # and layout; per-output-channel weight scales and a bias.
+    geometries = (
+        ((1, 2, 4, 5), (3, 2, 2, 3), (1, 1), (0, 0, 0, 0), (1, 1), 1),
+        ((1, 4, 5, 3), (2, 2, 3, 1), (2, 1), (1, 0, 0, 2), (1, 1), 2),
+    )
+    for gi, (xs, ws, stride, padding, dilation, groups) in enumerate(geometries):
+        for rounding in RequantRounding:
+            for prec in Precision:
+                for layout in Layout:
+                    for dt, fmt in ((np.uint8, "uint8"), (np.int8, "int8")):
+
+                        def operands(
+                            r: Draws,
+                            xs: tuple[int, ...] = xs,
+                            ws: tuple[int, ...] = ws,
+                            dt: Any = dt,
+                            fmt: str = fmt,
+                            layout: Layout = layout,
+                        ) -> dict[str, Any]:
+                            info = np.iinfo(dt)
+                            x = r.integers(info.min, info.max, xs, endpoint=True).astype(dt)
+                            w = r.integers(-128, 127, ws, endpoint=True).astype(np.int8)
+                            if layout is Layout.NHWC:
+                                x, w = x.transpose(0, 2, 3, 1).copy(), w.transpose(0, 2, 3, 1).copy()
+                            inputs = {"x": x, "w": w, "bias": r.integers(-500, 500, ws[0]).astype(np.int32)}
+                            inputs.update(_qp("x", fmt, 0.02, r.integers(info.min, info.max, endpoint=True), dt)[1])
+                            inputs.update(_qp("w", "int8", r.uniform(0.001, 0.01, ws[0]), 0, np.int8)[1])
+                            inputs.update(_qp("y", fmt, 0.05, r.integers(info.min, info.max, endpoint=True), dt)[1])
+                            return inputs
+
+                        params: dict[str, Any] = {
+                            "x_fmt": fmt,
+                            "w_fmt": "int8",
+                            "y_fmt": fmt,
+                            "w_per_axis": True,
+                            "rounding": rounding.value,
+                            "multiplier_precision": prec.value,
+                            "layout": layout.value,
+                            "stride": list(stride),
+                            "padding": list(padding),
+                            "dilation": list(dilation),
+                            "groups": groups,
+                        }
+                        b.add(g, o, "double_vs_single", f"g{gi}_{fmt}", params, operands)
+    # Requantization ties: x_s * w_s / y_s = 1/2 exactly, so odd accumulators land on k + 1/2, every rounding.
+    xt = np.arange(-6, 7, dtype=np.int8).reshape(1, 1, 1, -1)
+    for rounding in RequantRounding:
+        params = {"rounding": rounding.value, "x_fmt": "int8", "w_fmt": "int8", "y_fmt": "int8"}
+        inputs: dict[str, Any] = {"x": xt, "w": np.ones((1, 1, 1, 1), np.int8)}
+        for prefix, scale in (("x", 0.5), ("w", 0.25), ("y", 0.25)):
+            inputs.update(_qp(prefix, "int8", scale, 0, np.int8)[1])
+        b.add(g, o, "tie", "half", params, inputs)
+    # The int32 bound reached through the bias (conv2d_int's records cover the tap sums): one tap of
+    # (255 - 0) * 255 or (0 - 255) * 255 = +-65025, plus a bias that lands the sum on the bound or one past it;
+    # every accumulator.  Multiplier 2**-25: a sum at 2**31 gives 64, a wrapped one -64.
+    for sign, x_zp in ((1, 0), (-1, 255)):
+        for past in (0, 1):
+            bias = sign * (2**31 - 65025 - (1 if sign > 0 else 0)) + sign * past
+            for acc in Accumulator:
+                inputs = {"x": np.full((1, 1, 1, 1), 255 if sign > 0 else 0, np.uint8)}
+                inputs.update({"w": np.full((1, 1, 1, 1), 255, np.uint8), "bias": np.array([bias], np.int32)})
+                for prefix, fmt, scale, zp, dt in (
+                    ("x", "uint8", 1.0, x_zp, np.uint8),
+                    ("w", "uint8", 2.0**-20, 0, np.uint8),
+                    ("y", "int8", 2.0**5, 0, np.int8),
+                ):
+                    inputs.update(_qp(prefix, fmt, scale, zp, dt)[1])
+                params = {"accumulator": acc.value, "x_fmt": "uint8", "w_fmt": "uint8", "y_fmt": "int8"}
+                label = ("max" if sign > 0 else "min") + ("_past" if past else "")
+                b.add(g, o, "accumulator_edge", label, params, inputs)
+    for act in ((None, None), (-10, 10), (0, 127)):
+        inputs = {"x": xt, "w": np.full((1, 1, 1, 1), 7, np.int8)}
+        for prefix, scale in (("x", 0.5), ("w", 0.25), ("y", 0.25)):
+            inputs.update(_qp(prefix, "int8", scale, 0, np.int8)[1])
+        params = {"x_fmt": "int8", "w_fmt": "int8", "y_fmt": "int8", "activation_min": act[0], "activation_max": act[1]}
+        b.add(g, o, "saturation_edge", "act", params, inputs)
+    base: dict[str, Any] = {"x": np.zeros((1, 2, 3, 3), np.int8), "w": np.zeros((2, 2, 1, 1), np.int8)}
+    for prefix in ("x", "w", "y"):
+        base.update(_qp(prefix, "int8", 1.0, 0, np.int8)[1])
+    fmts = {"x_fmt": "int8", "w_fmt": "int8", "y_fmt": "int8"}
+    b.add(g, o, "bad_input", "channels", fmts, {**base, "w": np.zeros((2, 3, 1, 1), np.int8)})
+    b.add(g, o, "bad_input", "bias_shape", fmts, {**base, "bias": np.zeros(3, np.int32)})
+    b.add(g, o, "bad_input", "format", {**fmts, "x_fmt": "uint8"}, base)
+    b.add(g, o, "bad_input", "activation", {**fmts, "activation_min": 5, "activation_max": 4}, base)

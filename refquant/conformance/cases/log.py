@@ -1,5 +1,6 @@
 """Cases of the log chapter: ``log_quantize`` at the sqrt(2) thresholds under every ``LogRounding``, underflow
-and top rules, ``log_dequantize`` of every code, ``shift_matmul`` (docs/spec/log.md)."""
+and top rules, ``log_dequantize`` of every code, ``shift_matmul``, and the APoT levels, quantizer and dequantizer
+(docs/spec/log.md)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 
 from refquant.conformance.cases import Builder, Draws
 from refquant.conformance.format import Record
-from refquant.spec.log import LogFormat, LogRounding, LogTop, LogUnderflow, log_quantize
+from refquant.spec.log import LogFormat, LogRounding, LogTop, LogUnderflow, apot_levels, log_quantize
 
 F32 = np.float32
 
@@ -69,4 +70,54 @@ def cases() -> list[Record]:
     b.add("shift_matmul", "shift_matmul", "accumulator_edge", "int32_min", {"bits": 4, "fsr": 2}, edge)
     bad = {"lhs": np.ones((1, 2), np.int8), "w_codes": np.array([[8], [1]], np.uint8)}  # 8: a negative zero
     b.add("shift_matmul", "shift_matmul", "bad_input", "code", {"bits": 4, "fsr": 2}, bad)
+    _apot(b)
     return b.records
+
+
+APOT_SHAPES = ((1, 1), (2, 1), (2, 2), (3, 1), (3, 3), (4, 1), (4, 2), (4, 4), (6, 2), (6, 3), (8, 2), (5, 5))
+"""(bits, k) pairs: k divides bits, n = bits / k additive terms."""
+
+
+def _apot(b: Builder) -> None:
+    for bits, k in APOT_SHAPES:
+        for alpha in (1.0, 1.5, 0.1, 6.0):
+            inputs = {"alpha": np.array(alpha, F32)}
+            b.add("apot_levels", "apot_levels", "random", f"b{bits}_k{k}", {"bits": bits, "k": k}, inputs)
+    # The tiniest alpha makes levels coincide in float32; the largest keeps them finite.
+    for alpha in (1e-45, 1e-40, 3.4028235e38):
+        why = "subnormal" if alpha < 1.2e-38 else "saturation_edge"
+        b.add("apot_levels", "apot_levels", why, "b4_k2", {"bits": 4, "k": 2}, {"alpha": np.array(alpha, F32)})
+    for label, bits, k, alpha in (
+        ("k_not_divisor", 4, 3, 1.0),
+        ("levels_coincide", 8, 4, 1.0),
+        ("bits_zero", 0, 1, 1.0),
+        ("bits_large", 9, 1, 1.0),
+        ("alpha_zero", 4, 2, 0.0),
+        ("alpha_negative", 4, 2, -1.0),
+        ("alpha_inf", 4, 2, float("inf")),
+        ("alpha_nan", 4, 2, float("nan")),
+    ):
+        b.add("apot_levels", "apot_levels", "bad_input", label, {"bits": bits, "k": k}, {"alpha": np.array(alpha, F32)})
+    # apot_quantize: midpoints between neighbouring levels (ties to the lower level) and one ulp either side,
+    # the levels themselves, beyond both ends, -0.0, +-inf.
+    for bits, k, alpha in ((4, 2, 1.5), (3, 1, 1.0), (6, 2, 0.75), (8, 2, 1.0)):
+        levels = apot_levels(bits, k, alpha)
+        mids = ((levels[:-1].astype(np.float64) + levels[1:]) / 2).astype(F32)
+        near = np.concatenate([np.nextafter(mids, F32(-np.inf)), mids, np.nextafter(mids, F32(np.inf))])
+        extra = np.array([-0.0, 0.0, -1.0, 2 * alpha, np.inf, -np.inf, 1e-45], F32)
+        x = np.concatenate([near, levels, -near, extra]).astype(F32)
+        label = f"b{bits}_k{k}"
+        b.add("apot_quantize", "apot_quantize", "tie", label, {}, {"x": x, "levels": levels})
+        codes = np.arange(levels.size, dtype=np.uint8)
+        b.add("apot_dequantize", "apot_dequantize", "saturation_edge", label, {}, {"codes": codes, "levels": levels})
+    levels = apot_levels(4, 2, 1.5)
+    for label, inputs in (
+        ("nan", {"x": np.array([np.nan], F32), "levels": levels}),
+        ("levels_unsorted", {"x": np.zeros(1, F32), "levels": levels[::-1].copy()}),
+    ):
+        b.add("apot_quantize", "apot_quantize", "bad_input", label, {}, inputs)
+    for label, dinputs in (
+        ("code_above", {"codes": np.array([16], np.uint8), "levels": levels}),
+        ("codes_float", {"codes": np.array([1.0], F32), "levels": levels}),
+    ):
+        b.add("apot_dequantize", "apot_dequantize", "bad_input", label, {}, dinputs)

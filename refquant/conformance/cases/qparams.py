@@ -1,4 +1,5 @@
-"""Cases of the qparams chapter: ``choose_qparams_from_range`` (docs/spec/qparams.md)."""
+"""Cases of the qparams chapter: ``choose_qparams_from_range``, ``choose_qparams`` from data and
+``nudge_quantization_range`` (docs/spec/qparams.md)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import numpy as np
 
 from refquant.conformance.cases import Builder, Draws
 from refquant.conformance.format import Record
+from refquant.conformance.ops import granularity_params
 from refquant.spec.affine import Precision
+from refquant.spec.granularity import PerAxis, PerBlock
 from refquant.spec.qparams import ReduceRange, SymmetricDenominator, ZeroRange
 from refquant.spec.rounding import RoundingMode
 
@@ -78,4 +81,88 @@ def cases() -> list[Record]:
         ("zero_range_raise", 0.0, 0.0, {"zero_range": "raise"}),
     ):
         b.add(g, o, "bad_input", label, {"fmt": "int8", **extra}, _range(lo, hi))
+    _choose_qparams(b)
+    _nudge(b)
     return b.records
+
+
+def _choose_qparams(b: Builder) -> None:
+    g = o = "choose_qparams"
+    # The range is the data's own min and max: each RANGES pair placed among values strictly inside it.
+    for name in ("int8", "uint8", "int4", "int8n"):
+        for lo, hi in RANGES:
+            for sym in (False, True):
+                x = np.array([lo, (lo + hi) / 2, hi, lo / 2, hi / 2, -0.0], F32)
+                why = "zero_point_edge" if lo >= 0 or hi <= 0 else "random"
+                b.add(g, o, why, name, {"fmt": name, "symmetric": sym}, {"x": x})
+        for lo, hi in DEGENERATE:
+            for zr in ZeroRange:
+                why = "subnormal" if 0 < abs(hi) < 1.2e-38 else "degenerate_range"
+                b.add(g, o, why, name, {"fmt": name, "zero_range": zr.value}, {"x": np.array([lo, hi, hi], F32)})
+    for mode in (RoundingMode.HALF_TO_EVEN, RoundingMode.HALF_AWAY_FROM_ZERO, RoundingMode.TOWARD_ZERO):
+        for lo in (-2.5, -3.5, -0.5):
+            x = np.array([lo, 0.0, lo + 255.0], F32)
+            b.add(g, o, "tie", "uint8", {"fmt": "uint8", "zero_point_rounding": mode.value}, {"x": x})
+    # Integer and float16 / float64 data.
+    for dtype in (np.int8, np.int32, np.float16, np.float64):
+
+        def typed(r: Draws, dtype: Any = dtype) -> dict[str, Any]:
+            return {"x": (r.standard_normal(20) * 50).astype(dtype)}
+
+        b.add(g, o, "random", "uint8", {"fmt": "uint8"}, typed)
+    # Per axis (each axis of a shape with pairwise-distinct dimensions) and per block with a ragged last block.
+    shape = (2, 3, 5)
+    for axis in range(-3, 3):
+
+        def data(r: Draws) -> dict[str, Any]:
+            return {"x": (r.standard_normal(shape) * 3).astype(F32)}
+
+        for sym in (False, True):
+            params = {"fmt": "int8", "symmetric": sym, **granularity_params(PerAxis(axis))}
+            b.add(g, o, "distinct_dims", "int8", params, data)
+    for axis, block in ((2, 2), (1, 2), (0, 1), (-1, 3)):
+
+        def blocks(r: Draws) -> dict[str, Any]:
+            return {"x": (r.standard_normal(shape) * 3).astype(F32)}
+
+        b.add(g, o, "ragged_block", "int4", {"fmt": "int4", **granularity_params(PerBlock(axis, block))}, blocks)
+    for label, x, extra in (
+        ("nan", np.array([np.nan, 1.0], F32), {}),
+        ("inf", np.array([-np.inf, 1.0], F32), {}),
+        ("empty", np.zeros(0, F32), {}),
+        ("zero_range_raise", np.zeros(3, F32), {"zero_range": "raise"}),
+        ("axis", np.ones((2, 3), F32), {"granularity": "per_axis", "axis": 2}),
+        ("bool", np.array([True, False]), {}),
+    ):
+        b.add(g, o, "bad_input", label, {"fmt": "int8", **extra}, {"x": x})
+
+
+def _nudge(b: Builder) -> None:
+    g = o = "nudge_quantization_range"
+    for name in ("uint8", "int8", "uint4", "int4", "int16", "int8n"):
+        for lo, hi in (*RANGES[:-1], (0.0, 6.0), (-6.0, 0.0), (1e-40, 1.0), (-1.0, -1e-40)):
+            why = "zero_point_edge" if lo >= 0 or hi <= 0 else "random"
+            b.add(g, o, why, name, {"fmt": name}, _range(lo, hi))
+    # zero_point_from_min on a tie: scale 1 and min = -k - 1/2 (TF rounds half away from zero).
+    for lo in (-2.5, -3.5, -0.5, -127.5, -254.5):
+        b.add(g, o, "tie", "uint8", {"fmt": "uint8"}, _range(lo, lo + 255.0))
+    for lo in (-1.5, -2.5, 0.5 - 256.0):
+        b.add(g, o, "tie", "int8", {"fmt": "int8"}, _range(lo, lo + 255.0))
+    for lo, hi in ((1e-45, 2e-45), (-1.1754942e-38, 1.1754942e-38)):
+        b.add(g, o, "subnormal", "uint8", {"fmt": "uint8"}, _range(lo, hi))
+    for n in (3, 5):
+
+        def per_axis(r: Draws, n: int = n) -> dict[str, Any]:
+            lo = -np.abs(r.standard_normal(n)).astype(F32)
+            return {"min_val": lo, "max_val": (np.abs(r.standard_normal(n)) * 4).astype(F32)}
+
+        b.add(g, o, "distinct_dims", "uint8", {"fmt": "uint8", "granularity": "per_axis", "axis": 0}, per_axis)
+    for label, lo, hi in (
+        ("inverted", 1.0, -1.0),
+        ("nan", float("nan"), 1.0),
+        ("inf", -float("inf"), 1.0),
+        ("zero_range", 2.0, 2.0),
+        ("scale_overflow", -3.4e38, 3.4e38),
+    ):
+        b.add(g, o, "bad_input", label, {"fmt": "uint8"}, _range(lo, hi))
+    b.add(g, o, "bad_input", "shape", {"fmt": "uint8"}, {"min_val": np.zeros(2, F32), "max_val": np.ones(3, F32)})
