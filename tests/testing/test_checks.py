@@ -95,7 +95,14 @@ def zero_point_first(x: npt.NDArray[np.float32], p: QuantParams) -> npt.NDArray[
         (ties_away, {}, "rounding=half_away_from_zero"),
         (multiplies_by_scale, {}, "scale_multiplied"),
         (axis_off_by_one, {"granularity": PerAxis(1)}, "axis=0"),
-        (reciprocal_multiply, {"fmt": UINT8, "max_scale": 1.0}, "scale_application=reciprocal_multiply"),
+        # Reciprocal multiplication differs from division only one ulp from some ties and never at power-of-two
+        # scales: 150 examples found it or not depending on which modules were imported (Hypothesis draws from the
+        # constants of loaded modules), 600 find it in either order.
+        (
+            reciprocal_multiply,
+            {"fmt": UINT8, "max_scale": 1.0, "settings": default_settings(max_examples=600)},
+            "scale_application=reciprocal_multiply",
+        ),
         (zero_point_first, {"fmt": UINT8}, "zero_point_order=before_rounding"),
     ],
     ids=["ties_away", "multiplies", "axis", "reciprocal", "zero_point_first"],
