@@ -22,13 +22,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import refquant.fast as fast
-from refquant.errors import SpecError, UnpredictableError
+from refquant.errors import SpecError
 from refquant.kernels import lowbit as kl
 from refquant.spec import binary as sb
 from refquant.spec import log as sl
 from refquant.spec import ternary as st3
 from refquant.spec.binary import BinaryPadding, SignZero
 from refquant.spec.log import LogFormat, LogTop, LogUnderflow
+from tests.kernels.conftest import assert_same, garbage, outcome
 
 K_EDGES = [0, 1, 2, 31, 63, 64, 65, 127, 128, 129, 191, 192, 193, 255, 256, 257, 511, 512, 513, 575, 576, 577, 1025]
 SIZES = st.sampled_from([1, 2, 3, 5, 7, 8, 9, 13, 17, 31])  # around RB = 8 rows per block
@@ -38,40 +39,15 @@ WIDE = st.sampled_from([1, 3, 9, 255, 256, 257, 300])  # around NS = 256 columns
 # --- comparison helpers ------------------------------------------------------------------------------------------
 
 
-def _outcome(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    try:
-        return fn(*args, **kwargs)
-    except (SpecError, UnpredictableError) as exc:
-        return exc
-
-
-def _assert_same(expected: Any, got: Any) -> None:
-    if isinstance(expected, Exception):
-        assert isinstance(got, Exception), f"spec raised {expected!r}, fast returned {got!r}"
-        assert type(got) is type(expected)
-        assert (got.condition, str(got)) == (expected.condition, str(expected))
-        return
-    assert not isinstance(got, Exception), f"spec returned a result, fast raised {got!r}"
-    assert isinstance(got, np.ndarray)
-    assert (got.dtype, got.shape) == (expected.dtype, expected.shape)
-    np.testing.assert_array_equal(got, expected)
-
-
-def _garbage(shape: tuple[int, ...], dtype: np.dtype[Any]) -> np.ndarray:
-    out = np.empty(shape, dtype)
-    out.reshape(-1).view(np.uint8)[...] = 0xA5
-    return out
-
-
 def _check(spec_fn: Callable[..., Any], fast_fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Spec against fast, then fast with ``out=``; the inputs are never written.  Returns the spec outcome."""
     before = [a.tobytes() for a in _arrays(args)]
-    expected = _outcome(spec_fn, *args, **kwargs)
-    _assert_same(expected, _outcome(fast_fn, *args, **kwargs))
+    expected = outcome(spec_fn, *args, **kwargs)
+    assert_same(expected, outcome(fast_fn, *args, **kwargs))
     if isinstance(expected, np.ndarray):
-        out = _garbage(expected.shape, expected.dtype)
+        out = garbage(expected.shape, expected.dtype)
         assert fast_fn(*args, out=out, **kwargs) is out
-        _assert_same(expected, out)
+        assert_same(expected, out)
     assert [a.tobytes() for a in _arrays(args)] == before
     return expected
 

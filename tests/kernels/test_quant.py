@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 
 import refquant.fast as fast
 from refquant import profiles
-from refquant.errors import SpecError, UnpredictableError
+from refquant.errors import SpecError
 from refquant.kernels import quant as kq
 from refquant.spec import affine
 from refquant.spec.affine import NanPolicy, Precision, QuantParams, ScaleApplication, ZeroPointOrder
@@ -40,6 +40,7 @@ from refquant.spec.formats import INT4, INT8, INT16, INT32, UINT2, UINT4, UINT8,
 from refquant.spec.granularity import PER_TENSOR, Granularity, PerAxis, PerBlock
 from refquant.spec.rounding import RoundingMode
 from refquant.spec.saturation import Overflow
+from tests.kernels.conftest import assert_same, garbage, outcome
 
 FLOAT_DTYPES = [np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)]
 CODE_DTYPES = [np.dtype(t) for t in (np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64, np.uint64)]
@@ -51,45 +52,16 @@ UINT_OF = {2: np.uint16, 4: np.uint32, 8: np.uint64}
 # --- comparison helpers ------------------------------------------------------------------------------------------
 
 
-def _outcome(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    try:
-        return fn(*args, **kwargs)
-    except (SpecError, UnpredictableError) as exc:
-        return exc
-
-
-def _assert_same(expected: Any, got: Any) -> None:
-    if isinstance(expected, Exception):
-        assert isinstance(got, Exception), f"spec raised {expected!r}, fast returned {got!r}"
-        assert type(got) is type(expected)
-        assert (got.condition, str(got)) == (expected.condition, str(expected))
-        return
-    assert not isinstance(got, Exception), f"spec returned a result, fast raised {got!r}"
-    assert isinstance(got, np.ndarray)
-    assert (got.dtype, got.shape) == (expected.dtype, expected.shape)
-    if expected.dtype.kind == "f":  # float results as bit patterns
-        kind = UINT_OF[expected.dtype.itemsize]
-        np.testing.assert_array_equal(got.view(kind), expected.view(kind))
-    else:
-        np.testing.assert_array_equal(got, expected)
-
-
-def _garbage(shape: tuple[int, ...], dtype: np.dtype[Any]) -> np.ndarray:
-    out = np.empty(shape, dtype)
-    out.reshape(-1).view(np.uint8)[...] = 0xA5
-    return out
-
-
 def _check(spec_fn: Callable[..., Any], fast_fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Spec against fast on the same arguments, then fast again with ``out=``; returns the spec outcome."""
     before = [np.array(a, copy=True) if isinstance(a, np.ndarray) else None for a in args]
-    expected = _outcome(spec_fn, *args, **kwargs)
-    _assert_same(expected, _outcome(fast_fn, *args, **kwargs))
+    expected = outcome(spec_fn, *args, **kwargs)
+    assert_same(expected, outcome(fast_fn, *args, **kwargs))
     if isinstance(expected, np.ndarray):
-        out = _garbage(expected.shape, expected.dtype)
+        out = garbage(expected.shape, expected.dtype)
         returned = fast_fn(*args, out=out, **kwargs)
         assert returned is out
-        _assert_same(expected, out)
+        assert_same(expected, out)
     for a, copy in zip(args, before, strict=True):  # inputs are never written
         if copy is not None:
             assert np.asarray(a).tobytes() == copy.tobytes()
@@ -874,9 +846,9 @@ def test_quantize_out(opts: dict[str, Any], fmt: IntFormat) -> None:
     x = np.array([[0.5, -1.5, 300.0, -2.25], [1e9, -1e9, 0.0, 7.75]], np.float32)
     params = QuantParams(0.25, fmt.qmin, fmt)
     expected = affine.quantize(x, params, **opts)
-    out = _garbage(x.shape, fmt.storage_dtype)
+    out = garbage(x.shape, fmt.storage_dtype)
     assert fast.quantize(x, params, out=out, **opts) is out
-    _assert_same(expected, out)
+    assert_same(expected, out)
     # a signed code in an unsigned out (or the reverse) is the wrong dtype, not a reinterpretation
     twin = np.dtype(f"{'u' if fmt.signed else ''}int{fmt.storage_dtype.itemsize * 8}")
     for bad in [*_bad_outs(x.shape, fmt.storage_dtype), np.zeros(x.shape, twin)]:
@@ -996,9 +968,9 @@ def test_dequantize_errors_and_fallbacks() -> None:
 def test_dequantize_out() -> None:
     q = np.array([[1, -2, 127, -128], [0, 5, 6, 7]], np.int8)
     params = QuantParams([0.5, 0.25], [1, -1], INT8, PerAxis(0))
-    out = _garbage(q.shape, np.dtype(np.float32))
+    out = garbage(q.shape, np.dtype(np.float32))
     assert fast.dequantize(q, params, out=out) is out
-    _assert_same(affine.dequantize(q, params), out)
+    assert_same(affine.dequantize(q, params), out)
     for bad in [*_bad_outs(q.shape, np.float32), np.zeros(q.shape, np.float64)]:
         with pytest.raises(SpecError) as info:
             fast.dequantize(q, params, out=bad)
@@ -1010,6 +982,6 @@ def test_dequantize_out() -> None:
     assert fast.dequantize(np.array(3, np.int8), QuantParams(0.5, 1, INT8), out=out0) is out0
     assert float(out0) == 1.0
     # the spec fallback (uint64 codes) writes into out too
-    out64 = _garbage((2,), np.dtype(np.float32))
+    out64 = garbage((2,), np.dtype(np.float32))
     assert fast.dequantize(np.array([3, 7], np.uint64), QuantParams(0.5, 1, UINT4), out=out64) is out64
     assert out64.tolist() == [1.0, 3.0]

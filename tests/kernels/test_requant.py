@@ -16,7 +16,7 @@ and forcing the parallel kernel (``refquant.fast._serial_elements``), and once p
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -32,6 +32,7 @@ from refquant.spec import fixed_point as fp
 from refquant.spec.fixed_point import RequantRounding
 from refquant.spec.formats import INT8, INT16, INT32, UINT8, UINT16, IntFormat
 from refquant.spec.granularity import PER_TENSOR, Granularity, PerAxis, PerBlock
+from tests.kernels.conftest import assert_same, garbage, outcome
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 ACC_DTYPES = [np.dtype(t) for t in (np.int32, np.int64, np.int8, np.uint8, np.int16, np.uint16, np.uint32)]
@@ -73,40 +74,15 @@ FORMATS = st.builds(
 # --- comparison helpers ------------------------------------------------------------------------------------------
 
 
-def _outcome(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    try:
-        return fn(*args, **kwargs)
-    except (SpecError, UnpredictableError) as exc:
-        return exc
-
-
-def _assert_same(expected: Any, got: Any) -> None:
-    if isinstance(expected, Exception):
-        assert isinstance(got, Exception), f"spec raised {expected!r}, fast returned {got!r}"
-        assert type(got) is type(expected)
-        assert (got.condition, str(got)) == (expected.condition, str(expected))
-        return
-    assert not isinstance(got, Exception), f"spec returned a result, fast raised {got!r}"
-    assert isinstance(got, np.ndarray)
-    assert (got.dtype, got.shape) == (expected.dtype, expected.shape)
-    np.testing.assert_array_equal(got, expected)
-
-
-def _garbage(shape: tuple[int, ...], dtype: np.dtype[Any]) -> np.ndarray:
-    out = np.empty(shape, dtype)
-    out.reshape(-1).view(np.uint8)[...] = 0xA5
-    return out
-
-
 def _check(acc: Any, multiplier: Any, **kwargs: Any) -> Any:
     """Spec against fast, then fast with ``out=``; returns the spec outcome."""
     before = np.array(acc, copy=True) if isinstance(acc, np.ndarray) else None
-    expected = _outcome(fp.requantize, acc, multiplier, **kwargs)
-    _assert_same(expected, _outcome(fast.requantize, acc, multiplier, **kwargs))
+    expected = outcome(fp.requantize, acc, multiplier, **kwargs)
+    assert_same(expected, outcome(fast.requantize, acc, multiplier, **kwargs))
     if isinstance(expected, np.ndarray):
-        out = _garbage(expected.shape, expected.dtype)
+        out = garbage(expected.shape, expected.dtype)
         assert fast.requantize(acc, multiplier, out=out, **kwargs) is out
-        _assert_same(expected, out)
+        assert_same(expected, out)
     if before is not None:  # the accumulators are never written
         assert np.asarray(acc).tobytes() == before.tobytes()
     return expected
@@ -484,9 +460,9 @@ def test_requantize_out(rounding: RequantRounding, fmt: IntFormat) -> None:
     zp = fmt.qmin if fmt != INT32 else 0  # INT32's qmin plus a negative value overflows (unpredictable)
     kwargs: dict[str, Any] = {"rounding": rounding, "out_fmt": fmt, "out_zero_point": zp}
     expected = fp.requantize(acc, 0.01, **kwargs)
-    out = _garbage(acc.shape, fmt.storage_dtype)
+    out = garbage(acc.shape, fmt.storage_dtype)
     assert fast.requantize(acc, 0.01, out=out, **kwargs) is out
-    _assert_same(expected, out)
+    assert_same(expected, out)
     twin = np.dtype(f"{'u' if fmt.signed else ''}int{fmt.storage_dtype.itemsize * 8}")
     readonly = np.zeros(acc.shape, fmt.storage_dtype)
     readonly.setflags(write=False)
