@@ -11,6 +11,8 @@
     writes the golden codes of a user's stimulus (``np.save``).
 ``refquant vectors generate OUT_DIR`` / ``refquant vectors export --format npy|hex|c OUT_DIR [--suite DIR]``
     regenerates the conformance suite from the spec, or exports it (docs/conformance.md).
+``refquant demo [--repeats N] [--qat-epochs N] [--budget PP] [--retrain] [--plot OUT.png]``
+    post-training quantization end to end on sklearn's digits (``refquant.demo``, docs/demo.md).
 
 Bad arguments and bad input print one line, ``refquant: error: ...``, on stderr and exit with
 status 2; no traceback.  Inputs are read with ``np.load(path, allow_pickle=False)`` only.  ``diff``
@@ -563,6 +565,14 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 0 if check.summarize(outcomes).ok else 1
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from refquant.demo.report import run_cli  # imports scikit-learn and numba only when the demo runs
+
+    return run_cli(
+        repeats=args.repeats, qat_epochs=args.qat_epochs, budget_pp=args.budget, retrain=args.retrain, plot=args.plot
+    )
+
+
 def _parser() -> _Parser:
     parser = _Parser(
         prog=PROG,
@@ -652,6 +662,20 @@ def _parser() -> _Parser:
         "--suite", default=_default_suite(), metavar="DIR", help="the suite to export (default: conformance/v1)"
     )
     exp.set_defaults(run=_cmd_vectors_export)
+
+    demo = commands.add_parser(
+        "demo",
+        help="post-training quantization end to end on sklearn's digits (needs the demo extra)",
+        description="Quantize a small CNN trained on sklearn's 8x8 digits with refquant (observers, per-channel "
+        "weights, int4 / ternary / binary, mixed precision, QAT), run the integer pipeline on refquant.fast, check it "
+        "code for code against a fake-quantized float64 model, and print size, accuracy and latency (docs/demo.md).",
+    )
+    demo.add_argument("--repeats", type=int, default=7, metavar="N", help="timed runs per row, median (default 7)")
+    demo.add_argument("--qat-epochs", type=int, default=3, metavar="N", help="STE fine-tuning epochs (default 3)")
+    demo.add_argument("--budget", type=float, default=1.0, metavar="PP", help="mixed-precision budget (default 1.0)")
+    demo.add_argument("--retrain", action="store_true", help="retrain the float model instead of the shipped weights")
+    demo.add_argument("--plot", metavar="OUT.png", help="draw accuracy against weight bits (needs matplotlib)")
+    demo.set_defaults(run=_cmd_demo)
     return parser
 
 
@@ -666,7 +690,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
         if args.command is None:
-            raise CliError("choose a command: check, diff, quantize or vectors (refquant --help)")
+            raise CliError("choose a command: check, demo, diff, quantize or vectors (refquant --help)")
         status: int = args.run(args)
         return status
     except CliError as error:
