@@ -25,6 +25,13 @@ every element where ``observed`` differs from the reference.  The alternatives, 
 ``Operation.MATMUL_INT`` (``params``: ``MatmulParams``; ``inputs``: ``(lhs, rhs)``)
     ``accumulator=A`` for every other ``Accumulator`` (INT32_WRAP, INT32_SATURATE, INT64; INT32 refuses an
     overflow), ``zero_points_ignored``, ``lhs_zero_point_ignored``, ``rhs_zero_point_ignored``.
+``Operation.XNOR_MATMUL`` (``params``: ``XnorParams``; ``inputs``: ``(lhs_bits, rhs_bits)``)
+    when ``k`` is not a multiple of 64: ``unmasked_padding`` (the padding bits of the last word counted as
+    +-1 elements: ``64 * words - 2 * popcount(a XOR b)``) and ``unmasked_padding_xor`` (``k - 2 *
+    popcount(a XOR b)`` over whole words: only the padding bits' XOR leaks in); see ``xnor_unmasked``.
+``Operation.BINARY_CONV2D`` (``params``: ``BinaryConvParams``; ``inputs``: ``(x, w)``)
+    when the record pads: ``unmasked_padding=V`` for every other ``BinaryPadding`` value ``V`` (the padded
+    taps taken as 0, -1 or +1: what a bit-packed convolution computes when it leaves its padding bits in).
 
 Every alternative is evaluated on the whole record.  A ``Cause`` is returned when the alternative gives
 the observed value at every mismatching element; ``Cause.exact`` says whether it also gives the observed
@@ -74,6 +81,7 @@ from refquant.spec.affine import (
     dequantize,
     quantize,
 )
+from refquant.spec.binary import BinaryPadding, binary_conv2d, xnor_matmul
 from refquant.spec.fixed_point import RequantRounding, requantize
 from refquant.spec.formats import INT8, INT32, IntFormat
 from refquant.spec.granularity import PER_TENSOR, Granularity, PerAxis, PerTensor, normalize_axis
@@ -82,17 +90,22 @@ from refquant.spec.rounding import RoundingMode
 from refquant.spec.saturation import Overflow, apply_overflow
 
 __all__ = [
+    "BinaryConvParams",
     "Cause",
     "MatmulParams",
     "MinimalRecord",
     "Operation",
     "RequantizeParams",
+    "XnorParams",
     "alternative",
     "explain_mismatch",
     "format_record",
+    "input_names",
     "minimal_record",
     "reference",
     "same_output",
+    "show_array",
+    "xnor_unmasked",
 ]
 
 Array: TypeAlias = npt.NDArray[Any]
@@ -106,6 +119,8 @@ class Operation(Enum):
     DEQUANTIZE = "dequantize"
     REQUANTIZE = "requantize"
     MATMUL_INT = "matmul_int"
+    XNOR_MATMUL = "xnor_matmul"
+    BINARY_CONV2D = "binary_conv2d"
 
 
 @dataclass(frozen=True, eq=False)
@@ -152,7 +167,37 @@ class MatmulParams:
             raise SpecError("invalid_option", f"accumulator must be an Accumulator, got {self.accumulator!r}")
 
 
-Params: TypeAlias = QuantParams | RequantizeParams | MatmulParams
+@dataclass(frozen=True)
+class XnorParams:
+    """The ``k`` of one ``xnor_matmul`` call (the count of valid bits per packed row)."""
+
+    k: int
+
+
+@dataclass(frozen=True)
+class BinaryConvParams:
+    """The options of one ``binary_conv2d`` call."""
+
+    stride: tuple[int, ...] = (1, 1)
+    padding: tuple[int, ...] = (0, 0, 0, 0)
+    dilation: tuple[int, ...] = (1, 1)
+    padding_value: BinaryPadding = BinaryPadding.ZERO
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.padding_value, BinaryPadding):
+            raise SpecError("invalid_option", f"padding_value must be a BinaryPadding, got {self.padding_value!r}")
+
+    def kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of ``binary_conv2d``."""
+        return {
+            "stride": self.stride,
+            "padding": self.padding,
+            "dilation": self.dilation,
+            "padding_value": self.padding_value,
+        }
+
+
+Params: TypeAlias = QuantParams | RequantizeParams | MatmulParams | XnorParams | BinaryConvParams
 
 
 @dataclass(frozen=True)
@@ -203,6 +248,8 @@ def _check(op: object, params: object, inputs: object) -> tuple[Operation, tuple
         Operation.DEQUANTIZE: (QuantParams, 1),
         Operation.REQUANTIZE: (RequantizeParams, 1),
         Operation.MATMUL_INT: (MatmulParams, 2),
+        Operation.XNOR_MATMUL: (XnorParams, 2),
+        Operation.BINARY_CONV2D: (BinaryConvParams, 2),
     }
     kind, count = wanted[op]
     if not isinstance(params, kind):
@@ -226,6 +273,12 @@ def reference(
     if op is Operation.REQUANTIZE:
         params = cast("RequantizeParams", params)
         return np.asarray(requantize(arrays[0], params.multiplier, **params.kwargs()))
+    if op is Operation.XNOR_MATMUL:
+        params = cast("XnorParams", params)
+        return xnor_matmul(arrays[0], arrays[1], params.k)
+    if op is Operation.BINARY_CONV2D:
+        params = cast("BinaryConvParams", params)
+        return binary_conv2d(arrays[0], arrays[1], **params.kwargs())
     params = cast("MatmulParams", params)
     return np.asarray(
         matmul_int(
@@ -495,6 +548,61 @@ def _matmul_variants(params: MatmulParams, lhs: Array, rhs: Array) -> list[_Vari
     return out
 
 
+def xnor_unmasked(lhs_bits: npt.ArrayLike, rhs_bits: npt.ArrayLike, k: int, /, *, length: int | None = None) -> Array:
+    """``xnor_matmul`` without the padding mask: ``length - 2 * popcount(a XOR b)`` over whole 64-bit words (int64).
+
+    ``length=None`` takes every bit of the words as an element (``64 * words``: a padding bit is an element of
+    value +1 or -1 whose pair adds +1 when the two bits agree, -1 when they differ); ``length=k`` keeps the
+    count of valid elements and lets only the padding bits' XOR through.  Both equal the reference when
+    ``k`` is a multiple of 64.
+
+    >>> import numpy as np
+    >>> from refquant.spec.binary import pack_bits
+    >>> a = pack_bits(np.array([[1, -1, 1]], np.int8))  # bits 0b101; 61 padding bits 0 (read as -1)
+    >>> xnor_unmasked(a, a, 3).tolist()  # 3 matching elements and 61 matching padding pairs
+    [[64]]
+    """
+    a = np.asarray(lhs_bits, dtype=np.uint64)
+    b = np.asarray(rhs_bits, dtype=np.uint64)
+    n = 64 * a.shape[-1] if length is None else int(length)
+    differ = np.zeros((a.shape[0], b.shape[0]), np.int64)
+    for m in range(a.shape[0]):
+        differ[m] = np.bitwise_count(np.bitwise_xor(a[m], b)).sum(axis=1, dtype=np.int64)
+    return np.asarray(n - 2 * differ, dtype=np.int64)
+
+
+def _xnor_variants(params: XnorParams, lhs: Array, rhs: Array) -> list[_Variant]:
+    if params.k % 64 == 0:
+        return []
+    return [
+        _Variant(
+            "unmasked_padding",
+            "the padding bits of the last word not masked: counted as +-1 elements (64 * words - 2 * popcount)",
+            lambda: xnor_unmasked(lhs, rhs, params.k),
+        ),
+        _Variant(
+            "unmasked_padding_xor",
+            "the padding bits' XOR not masked: k - 2 * popcount over whole words",
+            lambda: xnor_unmasked(lhs, rhs, params.k, length=params.k),
+        ),
+    ]
+
+
+def _binary_conv_variants(params: BinaryConvParams, x: Array, w: Array) -> list[_Variant]:
+    if not any(params.padding):
+        return []
+    words = {BinaryPadding.ZERO: "0", BinaryPadding.MINUS_ONE: "-1", BinaryPadding.PLUS_ONE: "+1"}
+    return [
+        _Variant(
+            f"unmasked_padding={value.value}",
+            f"padded taps taken as {words[value]} (padding bits not masked out) instead of {words[params.padding_value]}",
+            partial(lambda v: binary_conv2d(x, w, **{**params.kwargs(), "padding_value": v}).astype(np.int64), value),
+        )
+        for value in BinaryPadding
+        if value is not params.padding_value
+    ]
+
+
 def _variants(op: Operation, params: Params, inputs: tuple[Array, ...], profile: Profile) -> list[_Variant]:
     if op is Operation.QUANTIZE:
         params = cast("QuantParams", params)
@@ -505,6 +613,10 @@ def _variants(op: Operation, params: Params, inputs: tuple[Array, ...], profile:
     if op is Operation.REQUANTIZE:
         params = cast("RequantizeParams", params)
         return _requantize_variants(params, inputs[0])
+    if op is Operation.XNOR_MATMUL:
+        return _xnor_variants(cast("XnorParams", params), inputs[0], inputs[1])
+    if op is Operation.BINARY_CONV2D:
+        return _binary_conv_variants(cast("BinaryConvParams", params), inputs[0], inputs[1])
     params = cast("MatmulParams", params)
     return _matmul_variants(params, inputs[0], inputs[1])
 
@@ -654,6 +766,12 @@ def minimal_record(
     if not np.any(mismatch):
         return None
     index = tuple(int(i) for i in np.argwhere(mismatch)[0])
+    if op is Operation.BINARY_CONV2D:  # every output element reads a window of every input: reported whole
+        return MinimalRecord(op, params, arrays, expected, obs, index, None)
+    if op is Operation.XNOR_MATMUL:
+        i, j = index
+        small = (arrays[0][i : i + 1, :], arrays[1][j : j + 1, :])
+        return MinimalRecord(op, params, small, expected[i : i + 1, j : j + 1], obs[i : i + 1, j : j + 1], index)
     if op is Operation.MATMUL_INT:
         params = cast("MatmulParams", params)
         lhs, rhs = arrays
@@ -709,7 +827,8 @@ def _elided(items: list[Any]) -> str:
     return f"{head}, ... ({len(items) - _SHOWN} more), {tail}"
 
 
-def _show(a: Array) -> str:
+def show_array(a: Array, /) -> str:
+    """``dtype[shape] [values]``, with the IEEE-754 bit patterns of float values; long arrays by their ends."""
     values = np.ravel(a).tolist()
     if a.dtype.kind == "f":
         bits = {2: np.uint16, 4: np.uint32, 8: np.uint64}[a.dtype.itemsize]
@@ -732,18 +851,33 @@ def _show_params(params: Params, profile: Profile | None) -> str:
             f"multiplier {np.ravel(params.multiplier).tolist()}, out_fmt {params.out_fmt.name}, "
             f"out_zero_point {params.out_zero_point}, rounding {params.rounding.name}, {params.granularity}"
         )
+    if isinstance(params, XnorParams):
+        return f"k {params.k}"
+    if isinstance(params, BinaryConvParams):
+        return (
+            f"stride {list(params.stride)}, padding {list(params.padding)}, dilation {list(params.dilation)}, "
+            f"padding_value {params.padding_value.name}"
+        )
     return f"lhs_zero_point {params.lhs_zero_point}, rhs_zero_point {params.rhs_zero_point}, accumulator {params.accumulator.name}"
+
+
+def input_names(op: Operation, /) -> tuple[str, ...]:
+    """The conformance records' names of ``op``'s inputs, in the order of ``MinimalRecord.inputs``."""
+    return {
+        Operation.QUANTIZE: ("x",),
+        Operation.DEQUANTIZE: ("q",),
+        Operation.REQUANTIZE: ("acc",),
+        Operation.MATMUL_INT: ("lhs", "rhs"),
+        Operation.XNOR_MATMUL: ("lhs_bits", "rhs_bits"),
+        Operation.BINARY_CONV2D: ("x", "w"),
+    }[op]
 
 
 def format_record(record: MinimalRecord, /) -> str:
     """The record as text: one line each for the op and params, every input, the expected and observed outputs."""
-    names = (
-        ("lhs", "rhs")
-        if record.op is Operation.MATMUL_INT
-        else ({Operation.QUANTIZE: "x"}.get(record.op, "q" if record.op is Operation.DEQUANTIZE else "acc"),)
-    )
+    names = input_names(record.op)
     lines = [f"{record.op.value}: {_show_params(record.params, record.profile)}"]
-    lines += [f"  {name} = {_show(a)}" for name, a in zip(names, record.inputs, strict=True)]
-    lines.append(f"  expected = {_show(record.expected)}")
-    lines.append(f"  observed = {_show(record.observed)}")
+    lines += [f"  {name} = {show_array(a)}" for name, a in zip(names, record.inputs, strict=True)]
+    lines.append(f"  expected = {show_array(record.expected)}")
+    lines.append(f"  observed = {show_array(record.observed)}")
     return "\n".join(lines)

@@ -13,7 +13,8 @@ pattern).  A record that expects an error passes when the implementation raises 
 value, fails.  ``check_results`` reads the outputs of a non-Python implementation from one file per record id
 (docs/conformance.md, "Checking an implementation").
 
-For a failing value record of ``quantize``, ``dequantize``, ``requantize`` or ``matmul_int`` the record is
+For a failing value record of ``quantize``, ``dequantize``, ``requantize``, ``matmul_int``, ``xnor_matmul`` or
+``binary_conv2d`` the record is
 re-evaluated under the alternative semantics of ``refquant.conformance.causes`` and the ones that reproduce the
 observed output are named; the minimal reproducing record is the record cut down to its first mismatching
 element, in the suite's own JSON encoding.  Other ops say ``no cause model for this op`` and show the first
@@ -38,24 +39,10 @@ import numpy.typing as npt
 from refquant.conformance import causes
 from refquant.conformance.format import WHY_TAGS, JSONValue, Record, Tensor, decode_tensor, encode_tensor
 from refquant.conformance.load import MAX_FILE_BYTES, Suite
-from refquant.conformance.ops import (
-    OPS,
-    Arrays,
-    Params,
-    _enum,
-    _fmt,
-    _granularity,
-    _int,
-    _opt_int,
-    _quant_params,
-    _quantize_kwargs,
-    fast_runner,
-)
+from refquant.conformance.ops import OPS, Arrays, Params, decode, fast_runner
 from refquant.errors import SpecError, UnpredictableError
 from refquant.spec.affine import DEFAULT_PROFILE, QuantParams
-from refquant.spec.fixed_point import RequantRounding
 from refquant.spec.granularity import PerAxis
-from refquant.spec.integer_ops import Accumulator
 
 __all__ = [
     "Adapter",
@@ -79,7 +66,14 @@ __all__ = [
 Runner = Callable[[Params, Arrays], Mapping[str, npt.ArrayLike]]
 Adapter = Mapping[str, Runner]
 
-_MAIN_OUTPUT: Final = {"quantize": "q", "dequantize": "x", "requantize": "q", "matmul_int": "acc"}
+_MAIN_OUTPUT: Final = {
+    "quantize": "q",
+    "dequantize": "x",
+    "requantize": "q",
+    "matmul_int": "acc",
+    "xnor_matmul": "dot",
+    "binary_conv2d": "y",
+}
 
 
 @unique
@@ -193,6 +187,8 @@ def _run(record: Record, run: Runner) -> Outcome:
         with np.errstate(all="ignore"):
             raw = run(record.params, arrays)
     except Exception as error:  # an implementation's exception is an outcome, never a crash of the checker
+        if getattr(error, "not_covered", False) is True:  # the adapter cannot express this record's options
+            return Outcome(record, Status.NOT_COVERED, f"{type(error).__name__}: {error}")
         condition = getattr(error, "condition", None)
         if record.error is not None and condition == record.error:
             return Outcome(record, Status.PASSED)
@@ -295,37 +291,34 @@ def write_results(records: Iterable[Record], adapter: Adapter, out_dir: str | Pa
 
 def _cause_inputs(record: Record) -> tuple[causes.Operation, causes.Params, tuple[npt.NDArray[Any], ...], Any] | str:
     """The record in the terms of ``refquant.conformance.causes``, or why it has no cause model."""
-    arrays = {k: v.data for k, v in record.inputs.items()}
-    p = record.params
-    if record.op in ("quantize", "dequantize"):
-        qp = _quant_params(p, arrays)
-        if record.op == "dequantize":
-            return causes.Operation.DEQUANTIZE, qp, (arrays["q"],), None
-        kwargs = _quantize_kwargs(p, arrays)
+    if record.op not in _MAIN_OUTPUT:
+        return "no cause model for this op"
+    call = decode(record.op, record.params, {k: v.data for k, v in record.inputs.items()})
+    if record.op == "dequantize":
+        q, qp = call.args
+        return causes.Operation.DEQUANTIZE, qp, (q,), None
+    if record.op == "quantize":
+        x, qp = call.args
+        kwargs = dict(call.kwargs)
         if "uniform" in kwargs:
             return "no cause model for stochastic rounding"
         base = kwargs.pop("profile", None) or DEFAULT_PROFILE
         flat = base.resolve(granularity=qp.granularity, fmt=qp.fmt)
         changes = {k: v for k, v in kwargs.items() if v is not None}
-        return causes.Operation.QUANTIZE, qp, (arrays["x"],), dataclasses.replace(flat, **changes)
+        return causes.Operation.QUANTIZE, qp, (x,), dataclasses.replace(flat, **changes)
     if record.op == "requantize":
-        rp = causes.RequantizeParams(
-            arrays["multiplier"],
-            out_fmt=_fmt(p, "out_fmt"),
-            out_zero_point=_int(p, "out_zero_point", 0),
-            rounding=_enum(p, "rounding", RequantRounding) or RequantRounding.DOUBLE,
-            granularity=_granularity(p),
-            activation_min=_opt_int(p, "activation_min"),
-            activation_max=_opt_int(p, "activation_max"),
-        )
-        return causes.Operation.REQUANTIZE, rp, (arrays["acc"],), None
-    if record.op == "matmul_int":
-        zps = [np.asarray(arrays.get(k, 0)) for k in ("lhs_zero_point", "rhs_zero_point")]
-        if any(z.shape != () for z in zps):
-            return "no cause model for per-axis zero points"
-        mp = causes.MatmulParams(int(zps[0]), int(zps[1]), _enum(p, "accumulator", Accumulator) or Accumulator.INT32)
-        return causes.Operation.MATMUL_INT, mp, (arrays["lhs"], arrays["rhs"]), None
-    return "no cause model for this op"
+        acc, multiplier = call.args
+        return causes.Operation.REQUANTIZE, causes.RequantizeParams(multiplier, **call.kwargs), (acc,), None
+    if record.op == "xnor_matmul":
+        lhs, rhs, k = call.args
+        return causes.Operation.XNOR_MATMUL, causes.XnorParams(k), (lhs, rhs), None
+    if record.op == "binary_conv2d":
+        return causes.Operation.BINARY_CONV2D, causes.BinaryConvParams(**call.kwargs), call.args, None
+    zps = [np.asarray(call.kwargs[k]) for k in ("lhs_zero_point", "rhs_zero_point")]
+    if any(z.shape != () for z in zps):
+        return "no cause model for per-axis zero points"
+    mp = causes.MatmulParams(int(zps[0]), int(zps[1]), call.kwargs["accumulator"])
+    return causes.Operation.MATMUL_INT, mp, call.args, None
 
 
 def _first_mismatch(record: Record, observed: Mapping[str, Tensor]) -> dict[str, JSONValue]:
@@ -353,7 +346,7 @@ def _minimal(record: Record, m: causes.MinimalRecord) -> dict[str, JSONValue]:
     """The minimal record in the suite's encoding (params and inputs of the original, cut down)."""
     params = dict(record.params)
     inputs: dict[str, JSONValue] = {k: encode_tensor(v) for k, v in record.inputs.items()}
-    names = ("lhs", "rhs") if m.op is causes.Operation.MATMUL_INT else (_main_input(m.op),)
+    names = causes.input_names(m.op)
     for name, a in zip(names, m.inputs, strict=True):
         inputs[name] = encode_tensor(Tensor.of(np.asarray(a).astype(record.inputs[name].data.dtype)))
     if isinstance(m.params, QuantParams) and not isinstance(m.params.granularity, PerAxis):
@@ -373,10 +366,6 @@ def _minimal(record: Record, m: causes.MinimalRecord) -> dict[str, JSONValue]:
         "observed": {out: encode_tensor(Tensor.of(np.asarray(m.observed).astype(dtype)))},
         "index": list(m.index),
     }
-
-
-def _main_input(op: causes.Operation) -> str:
-    return {causes.Operation.QUANTIZE: "x", causes.Operation.DEQUANTIZE: "q"}.get(op, "acc")
 
 
 @dataclass(frozen=True)

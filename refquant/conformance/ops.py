@@ -3,8 +3,9 @@
 Each entry names the op (``"quantize"``), its chapter (``"affine"``, the folder of its vectors) and an adapter
 ``run(params, inputs) -> outputs`` that decodes the record's JSON params into the spec's enums and dataclasses,
 calls the spec function, and returns the outputs by name.  ``fast`` is the same adapter on ``refquant.fast`` for
-the ops that have a kernel (imported lazily: importing this module never imports numba).  A new chapter adds its
-ops here and its cases in ``refquant.conformance.cases.<chapter>``; nothing else changes.
+the ops that have a kernel (imported lazily: importing this module never imports numba).  ``decode(op, params,
+inputs)`` is the public decoding of a record of those ops into one spec call (``Call``), which both runners
+make and the checker's cause models start from.  A new chapter adds its ops here and its cases in ``refquant.conformance.cases.<chapter>``; nothing else changes.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from refquant.spec.qparams import ReduceRange, SymmetricDenominator, ZeroRange
 from refquant.spec.rounding import RoundingMode
 from refquant.spec.saturation import Overflow
 
-__all__ = ["OPS", "Arrays", "Op", "Params", "fast_runner", "granularity_params", "op"]
+__all__ = ["DECODABLE", "OPS", "Arrays", "Call", "Op", "Params", "decode", "fast_runner", "granularity_params", "op"]
 
 Params = Mapping[str, JSONValue]
 Arrays = Mapping[str, npt.NDArray[Any]]
@@ -149,22 +150,7 @@ def _quantize_kwargs(params: Params, inputs: Arrays) -> dict[str, Any]:
     return kwargs
 
 
-# --- the adapters ------------------------------------------------------------------------------------------------
-
-
-def _quantize(module: Any) -> Runner:
-    def run(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any]]:
-        qp = _quant_params(params, inputs)
-        return {"q": module.quantize(_input(inputs, "x"), qp, **_quantize_kwargs(params, inputs))}
-
-    return run
-
-
-def _dequantize(module: Any) -> Runner:
-    def run(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any]]:
-        return {"x": module.dequantize(_input(inputs, "q"), _quant_params(params, inputs))}
-
-    return run
+# --- the adapters ---------------------------------------------------------------------------------------------
 
 
 def _fake_quantize(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any]]:
@@ -249,38 +235,6 @@ def _apply_scale_16(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any
     return {"y": y}
 
 
-def _requantize(module: Any) -> Runner:
-    def run(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any]]:
-        rounding = _enum(params, "rounding", RequantRounding) or RequantRounding.DOUBLE
-        y = module.requantize(
-            _input(inputs, "acc"),
-            _input(inputs, "multiplier"),
-            out_fmt=_fmt(params, "out_fmt"),
-            out_zero_point=_int(params, "out_zero_point", 0),
-            rounding=rounding,
-            granularity=_granularity(params),
-            activation_min=_opt_int(params, "activation_min"),
-            activation_max=_opt_int(params, "activation_max"),
-        )
-        return {"q": y}
-
-    return run
-
-
-def _matmul_int(module: Any) -> Runner:
-    def run(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any]]:
-        acc = module.matmul_int(
-            _input(inputs, "lhs"),
-            _input(inputs, "rhs"),
-            lhs_zero_point=inputs.get("lhs_zero_point", 0),
-            rhs_zero_point=inputs.get("rhs_zero_point", 0),
-            accumulator=_enum(params, "accumulator", Accumulator) or Accumulator.INT32,
-        )
-        return {"acc": acc}
-
-    return run
-
-
 def _ints(params: Params, key: str, default: tuple[int, ...]) -> tuple[int, ...]:
     value = params.get(key, list(default))
     if not isinstance(value, list) or not all(type(v) is int for v in value):
@@ -296,23 +250,6 @@ def _conv_geometry(params: Params) -> dict[str, Any]:
     }
 
 
-def _conv2d_int(module: Any) -> Runner:
-    def run(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any]]:
-        acc = module.conv2d_int(
-            _input(inputs, "x"),
-            _input(inputs, "w"),
-            x_zero_point=inputs.get("x_zero_point", 0),
-            w_zero_point=inputs.get("w_zero_point", 0),
-            groups=_int(params, "groups", 1),
-            layout=_enum(params, "layout", Layout) or Layout.NCHW,
-            accumulator=_enum(params, "accumulator", Accumulator) or Accumulator.INT32,
-            **_conv_geometry(params),
-        )
-        return {"acc": acc}
-
-    return run
-
-
 def _operand_params(params: Params, inputs: Arrays, name: str, axis: int) -> QuantParams:
     per_axis = _bool(params, f"{name}_per_axis")
     return QuantParams(
@@ -321,57 +258,6 @@ def _operand_params(params: Params, inputs: Arrays, name: str, axis: int) -> Qua
         _fmt(params, f"{name}_fmt"),
         PerAxis(axis) if per_axis else PER_TENSOR,
     )
-
-
-def _qlinear_matmul(module: Any) -> Runner:
-    def run(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any]]:
-        y = module.qlinear_matmul(
-            _input(inputs, "a"),
-            _input(inputs, "b"),
-            a_params=_operand_params(params, inputs, "a", -2),
-            b_params=_operand_params(params, inputs, "b", -1),
-            y_params=_operand_params(params, inputs, "y", -1),
-            rounding=_enum(params, "rounding", RequantRounding) or RequantRounding.FLOAT64,
-            multiplier_precision=_enum(params, "multiplier_precision", Precision) or Precision.FLOAT64,
-            accumulator=_enum(params, "accumulator", Accumulator) or Accumulator.INT32,
-        )
-        return {"y": y}
-
-    return run
-
-
-def _qlinear_conv(module: Any) -> Runner:
-    def run(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any]]:
-        y = module.qlinear_conv(
-            _input(inputs, "x"),
-            _input(inputs, "w"),
-            x_params=_operand_params(params, inputs, "x", 0),
-            w_params=_operand_params(params, inputs, "w", 0),
-            y_params=_operand_params(params, inputs, "y", 0),
-            bias=inputs.get("bias"),
-            groups=_int(params, "groups", 1),
-            layout=_enum(params, "layout", Layout) or Layout.NCHW,
-            rounding=_enum(params, "rounding", RequantRounding) or RequantRounding.FLOAT64,
-            activation_min=_opt_int(params, "activation_min"),
-            activation_max=_opt_int(params, "activation_max"),
-            multiplier_precision=_enum(params, "multiplier_precision", Precision) or Precision.FLOAT64,
-            accumulator=_enum(params, "accumulator", Accumulator) or Accumulator.INT32,
-            **_conv_geometry(params),
-        )
-        return {"y": y}
-
-    return run
-
-
-def _binary_conv2d(module: Any) -> Runner:
-    def run(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any]]:
-        padding_value = _enum(params, "padding_value", BinaryPadding) or BinaryPadding.ZERO
-        y = module.binary_conv2d(
-            _input(inputs, "x"), _input(inputs, "w"), padding_value=padding_value, **_conv_geometry(params)
-        )
-        return {"y": y}
-
-    return run
 
 
 def _binarize(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any]]:
@@ -397,13 +283,6 @@ def _pack_bits(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any]]:
     return {"words": binary.pack_bits(_input(inputs, "b"))}
 
 
-def _xnor_matmul(module: Any) -> Runner:
-    def run(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any]]:
-        return {"dot": module.xnor_matmul(_input(inputs, "lhs_bits"), _input(inputs, "rhs_bits"), _int(params, "k"))}
-
-    return run
-
-
 def _axis(params: Params) -> int | None:
     return _opt_int(params, "axis")
 
@@ -423,15 +302,6 @@ def _twn_ternarize(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any]
 def _bitnet_ternarize(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any]]:
     codes, scale = ternary.bitnet_ternarize(_input(inputs, "w"), eps=_real(inputs, "eps"))
     return {"codes": codes, "scale": scale}
-
-
-def _ternary_matmul(module: Any) -> Runner:
-    def run(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any]]:
-        lhs = (_input(inputs, "lhs_plus"), _input(inputs, "lhs_minus"))
-        rhs = (_input(inputs, "rhs_plus"), _input(inputs, "rhs_minus"))
-        return {"dot": module.ternary_matmul(lhs, rhs, _int(params, "k"))}
-
-    return run
 
 
 def _log_format(params: Params) -> LogFormat:
@@ -465,13 +335,6 @@ def _apot_dequantize(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[An
     return {"x": log.apot_dequantize(_input(inputs, "codes"), _input(inputs, "levels"))}
 
 
-def _shift_matmul(module: Any) -> Runner:
-    def run(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any]]:
-        return {"acc": module.shift_matmul(_input(inputs, "lhs"), _input(inputs, "w_codes"), _log_format(params))}
-
-    return run
-
-
 def _codebook_encode(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any]]:
     tie = _enum(params, "tie", LevelTie) or LevelTie.TO_LOWER
     return {"codes": codebook.codebook_encode(_input(inputs, "x"), _input(inputs, "levels"), tie=tie)}
@@ -496,11 +359,183 @@ def _codebook_kmeans(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[An
     return {"levels": levels}
 
 
+# --- the public decoder: a record as one call of a spec function --------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class Call:
+    """A record decoded into one call ``function(*args, **kwargs)`` of a spec function (or its ``refquant.fast`` twin).
+
+    ``args`` are the positional arguments: the record's input arrays (numpy, as loaded) and the few positional
+    non-arrays of the spec signature (``k`` of ``xnor_matmul``, the ``LogFormat`` of ``shift_matmul``, the
+    ``QuantParams`` of ``quantize``); ``kwargs`` the keyword options, decoded from the record's JSON params into
+    the spec's enums and dataclasses (``RoundingMode``, ``IntFormat``, ``PerAxis``, ``Profile``...).  An option
+    the record leaves out is absent from ``kwargs`` (``quantize``: ``None``, the profile's value) or holds the
+    spec default.
+    """
+
+    op: str
+    function: str
+    args: tuple[Any, ...]
+    kwargs: Mapping[str, Any]
+
+    def on(self, module: Any, /) -> Any:
+        """The call evaluated with ``module``'s function of that name (``refquant.spec.<chapter>``, ``refquant.fast``)."""
+        return getattr(module, self.function)(*self.args, **self.kwargs)
+
+
+def _d_quantize(params: Params, inputs: Arrays) -> Call:
+    args = (_input(inputs, "x"), _quant_params(params, inputs))
+    return Call("quantize", "quantize", args, _quantize_kwargs(params, inputs))
+
+
+def _d_dequantize(params: Params, inputs: Arrays) -> Call:
+    return Call("dequantize", "dequantize", (_input(inputs, "q"), _quant_params(params, inputs)), {})
+
+
+def _d_requantize(params: Params, inputs: Arrays) -> Call:
+    kwargs = {
+        "out_fmt": _fmt(params, "out_fmt"),
+        "out_zero_point": _int(params, "out_zero_point", 0),
+        "rounding": _enum(params, "rounding", RequantRounding) or RequantRounding.DOUBLE,
+        "granularity": _granularity(params),
+        "activation_min": _opt_int(params, "activation_min"),
+        "activation_max": _opt_int(params, "activation_max"),
+    }
+    return Call("requantize", "requantize", (_input(inputs, "acc"), _input(inputs, "multiplier")), kwargs)
+
+
+def _d_matmul_int(params: Params, inputs: Arrays) -> Call:
+    kwargs = {
+        "lhs_zero_point": inputs.get("lhs_zero_point", 0),
+        "rhs_zero_point": inputs.get("rhs_zero_point", 0),
+        "accumulator": _enum(params, "accumulator", Accumulator) or Accumulator.INT32,
+    }
+    return Call("matmul_int", "matmul_int", (_input(inputs, "lhs"), _input(inputs, "rhs")), kwargs)
+
+
+def _d_conv2d_int(params: Params, inputs: Arrays) -> Call:
+    kwargs = {
+        "x_zero_point": inputs.get("x_zero_point", 0),
+        "w_zero_point": inputs.get("w_zero_point", 0),
+        "groups": _int(params, "groups", 1),
+        "layout": _enum(params, "layout", Layout) or Layout.NCHW,
+        "accumulator": _enum(params, "accumulator", Accumulator) or Accumulator.INT32,
+        **_conv_geometry(params),
+    }
+    return Call("conv2d_int", "conv2d_int", (_input(inputs, "x"), _input(inputs, "w")), kwargs)
+
+
+def _d_qlinear_matmul(params: Params, inputs: Arrays) -> Call:
+    kwargs = {
+        "a_params": _operand_params(params, inputs, "a", -2),
+        "b_params": _operand_params(params, inputs, "b", -1),
+        "y_params": _operand_params(params, inputs, "y", -1),
+        "rounding": _enum(params, "rounding", RequantRounding) or RequantRounding.FLOAT64,
+        "multiplier_precision": _enum(params, "multiplier_precision", Precision) or Precision.FLOAT64,
+        "accumulator": _enum(params, "accumulator", Accumulator) or Accumulator.INT32,
+    }
+    return Call("qlinear_matmul", "qlinear_matmul", (_input(inputs, "a"), _input(inputs, "b")), kwargs)
+
+
+def _d_qlinear_conv(params: Params, inputs: Arrays) -> Call:
+    kwargs = {
+        "x_params": _operand_params(params, inputs, "x", 0),
+        "w_params": _operand_params(params, inputs, "w", 0),
+        "y_params": _operand_params(params, inputs, "y", 0),
+        "bias": inputs.get("bias"),
+        "groups": _int(params, "groups", 1),
+        "layout": _enum(params, "layout", Layout) or Layout.NCHW,
+        "rounding": _enum(params, "rounding", RequantRounding) or RequantRounding.FLOAT64,
+        "activation_min": _opt_int(params, "activation_min"),
+        "activation_max": _opt_int(params, "activation_max"),
+        "multiplier_precision": _enum(params, "multiplier_precision", Precision) or Precision.FLOAT64,
+        "accumulator": _enum(params, "accumulator", Accumulator) or Accumulator.INT32,
+        **_conv_geometry(params),
+    }
+    return Call("qlinear_conv", "qlinear_conv", (_input(inputs, "x"), _input(inputs, "w")), kwargs)
+
+
+def _d_binary_conv2d(params: Params, inputs: Arrays) -> Call:
+    kwargs = {
+        "padding_value": _enum(params, "padding_value", BinaryPadding) or BinaryPadding.ZERO,
+        **_conv_geometry(params),
+    }
+    return Call("binary_conv2d", "binary_conv2d", (_input(inputs, "x"), _input(inputs, "w")), kwargs)
+
+
+def _d_xnor_matmul(params: Params, inputs: Arrays) -> Call:
+    args = (_input(inputs, "lhs_bits"), _input(inputs, "rhs_bits"), _int(params, "k"))
+    return Call("xnor_matmul", "xnor_matmul", args, {})
+
+
+def _d_ternary_matmul(params: Params, inputs: Arrays) -> Call:
+    lhs = (_input(inputs, "lhs_plus"), _input(inputs, "lhs_minus"))
+    rhs = (_input(inputs, "rhs_plus"), _input(inputs, "rhs_minus"))
+    return Call("ternary_matmul", "ternary_matmul", (lhs, rhs, _int(params, "k")), {})
+
+
+def _d_shift_matmul(params: Params, inputs: Arrays) -> Call:
+    args = (_input(inputs, "lhs"), _input(inputs, "w_codes"), _log_format(params))
+    return Call("shift_matmul", "shift_matmul", args, {})
+
+
+_DECODERS: Final[dict[str, Callable[[Params, Arrays], Call]]] = {
+    "quantize": _d_quantize,
+    "dequantize": _d_dequantize,
+    "requantize": _d_requantize,
+    "matmul_int": _d_matmul_int,
+    "conv2d_int": _d_conv2d_int,
+    "qlinear_matmul": _d_qlinear_matmul,
+    "qlinear_conv": _d_qlinear_conv,
+    "binary_conv2d": _d_binary_conv2d,
+    "xnor_matmul": _d_xnor_matmul,
+    "ternary_matmul": _d_ternary_matmul,
+    "shift_matmul": _d_shift_matmul,
+}
+
+DECODABLE: Final = frozenset(_DECODERS)
+"""The ops ``decode`` takes: those whose spec function ``refquant.fast`` mirrors (one call, one output)."""
+
+
+def decode(op_name: str, params: Params, inputs: Arrays, /) -> Call:
+    """The record (``op_name``, its JSON ``params``, its input arrays) as one call of the spec function.
+
+    Params become the spec's enums and dataclasses (``"half_to_even"`` -> ``RoundingMode.HALF_TO_EVEN``,
+    ``"int8"`` -> ``INT8``, ``per_axis`` + ``axis`` -> ``PerAxis(axis)``, scale and zero point inputs ->
+    ``QuantParams``); arrays stay the record's numpy arrays.  The ops are ``DECODABLE`` (the ones with a
+    kernel); the registry's runners of those ops are this call and nothing else.  Raises
+    ``SpecError("unknown_op")`` for another op and ``SpecError("malformed_record")`` for params or inputs that
+    do not decode (a missing input, an enum value the enum does not hold, a param of the wrong JSON type),
+    and the spec's own condition when the decoded parameters are invalid (``QuantParams`` validates itself).
+
+    >>> import numpy as np
+    >>> call = decode("requantize", {"out_fmt": "int16", "rounding": "single"}, {"acc": np.int32([7]),
+    ...     "multiplier": np.float64(0.5)})
+    >>> call.function, call.kwargs["out_fmt"].name, call.kwargs["rounding"]
+    ('requantize', 'int16', <RequantRounding.SINGLE: 'single'>)
+    """
+    decoder = _DECODERS.get(op_name)
+    if decoder is None:
+        raise SpecError("unknown_op", f"op {op_name!r} has no decoded call form; decode takes {sorted(_DECODERS)}")
+    return decoder(params, inputs)
+
+
+def _kernel_op(name: str, chapter: str, module: ModuleType, output: str) -> Op:
+    def runner(module: Any) -> Runner:
+        def run(params: Params, inputs: Arrays) -> dict[str, npt.NDArray[Any]]:
+            return {output: decode(name, params, inputs).on(module)}
+
+        return run
+
+    return Op(name, chapter, runner(module), runner)
+
+
 OPS: Final[dict[str, Op]] = {
     o.name: o
     for o in (
-        Op("quantize", "affine", _quantize(affine), _quantize),
-        Op("dequantize", "affine", _dequantize(affine), _dequantize),
+        _kernel_op("quantize", "affine", affine, "q"),
+        _kernel_op("dequantize", "affine", affine, "x"),
         Op("fake_quantize", "affine", _fake_quantize),
         Op("choose_qparams_from_range", "qparams", _choose_qparams_from_range),
         Op("choose_qparams", "qparams", _choose_qparams),
@@ -512,24 +547,24 @@ OPS: Final[dict[str, Op]] = {
         Op("quantize_multiplier", "fixed_point", _quantize_multiplier),
         Op("apply_scale_32", "fixed_point", _apply_scale_32),
         Op("apply_scale_16", "fixed_point", _apply_scale_16),
-        Op("requantize", "fixed_point", _requantize(fixed_point), _requantize),
-        Op("matmul_int", "integer_ops", _matmul_int(integer_ops), _matmul_int),
-        Op("conv2d_int", "integer_ops", _conv2d_int(integer_ops), _conv2d_int),
-        Op("qlinear_matmul", "integer_ops", _qlinear_matmul(integer_ops), _qlinear_matmul),
-        Op("qlinear_conv", "integer_ops", _qlinear_conv(integer_ops), _qlinear_conv),
+        _kernel_op("requantize", "fixed_point", fixed_point, "q"),
+        _kernel_op("matmul_int", "integer_ops", integer_ops, "acc"),
+        _kernel_op("conv2d_int", "integer_ops", integer_ops, "acc"),
+        _kernel_op("qlinear_matmul", "integer_ops", integer_ops, "y"),
+        _kernel_op("qlinear_conv", "integer_ops", integer_ops, "y"),
         Op("binarize", "binary", _binarize),
         Op("binarize_stochastic", "binary", _binarize_stochastic),
         Op("ste_mask", "binary", _ste_mask),
         Op("ste_grad", "binary", _ste_grad),
-        Op("binary_conv2d", "binary", _binary_conv2d(binary), _binary_conv2d),
+        _kernel_op("binary_conv2d", "binary", binary, "y"),
         Op("pack_bits", "binary", _pack_bits),
-        Op("xnor_matmul", "binary", _xnor_matmul(binary), _xnor_matmul),
+        _kernel_op("xnor_matmul", "binary", binary, "dot"),
         Op("twn_ternarize", "ternary", _twn_ternarize),
         Op("bitnet_ternarize", "ternary", _bitnet_ternarize),
-        Op("ternary_matmul", "ternary", _ternary_matmul(ternary), _ternary_matmul),
+        _kernel_op("ternary_matmul", "ternary", ternary, "dot"),
         Op("log_quantize", "log", _log_quantize),
         Op("log_dequantize", "log", _log_dequantize),
-        Op("shift_matmul", "log", _shift_matmul(log), _shift_matmul),
+        _kernel_op("shift_matmul", "log", log, "acc"),
         Op("apot_levels", "log", _apot_levels),
         Op("apot_quantize", "log", _apot_quantize),
         Op("apot_dequantize", "log", _apot_dequantize),

@@ -23,12 +23,23 @@ int8/int32 for integers).
 - ``accumulators``: int32 accumulators dense at INT32_MIN, INT32_MAX and powers of two.
 - ``accumulation_edge_matmuls``: int8 matrices ``lhs``, ``rhs`` whose product's element ``[0, 0]``
   accumulates to within ``max_distance`` of the int32 bound (beyond it too, when ``allow_overflow``).
+- ``value_ranges``: ``(min_val, max_val)`` for qparams choosers: degenerate, one-sided, subnormal, and ranges
+  whose zero point is exactly a tie.
+- ``packable_codes`` and ``packed_bytes``: codes for ``pack`` (partial last bytes, sign bits to mask) and
+  bytes with a count for ``unpack``.
+- ``log_edge_values``: powers of two, the log-domain threshold ``sqrt(2) * 2**k`` and the linear tie
+  ``1.5 * 2**k``, one ulp either side, for a ``LogFormat``.
+- ``sign_edge_values``: signed zeros, subnormals and infinities for ``binarize``; ``packed_sign_matrices``:
+  packed +-1 rows with ``k`` not a multiple of 64 and set padding bits for ``xnor_matmul``.
+- ``ternary_weights``: weights with elements exactly on the TWN / TTQ / BitNet threshold (``TernaryMethod``,
+  ``plant_threshold_ties``, ``ternary_threshold``).
 """
 
 from __future__ import annotations
 
 import functools
 import math
+from enum import Enum, unique
 from typing import Any
 
 import numpy as np
@@ -40,22 +51,35 @@ from refquant.spec.affine import QuantParams
 from refquant.spec.fixed_point import FixedPointMultiplier, quantize_multiplier
 from refquant.spec.formats import IntFormat
 from refquant.spec.granularity import Granularity, PerAxis, PerBlock, PerTensor, param_shape
+from refquant.spec.log import LogFormat
+from refquant.spec.ternary import bitnet_ternarize, ttq_ternarize, twn_ternarize
 
 __all__ = [
+    "TernaryMethod",
     "accumulation_edge_matmuls",
     "accumulators",
+    "clear_padding",
     "codes",
     "distinct_shapes",
     "fixed_point_multipliers",
     "granularities",
     "int_formats",
+    "log_edge_values",
     "multipliers",
+    "packable_codes",
+    "packed_bytes",
+    "packed_sign_matrices",
+    "plant_threshold_ties",
     "quant_params",
     "quantize_inputs",
     "saturation_edge_values",
     "scales",
+    "sign_edge_values",
+    "ternary_threshold",
+    "ternary_weights",
     "tie_point",
     "tie_values",
+    "value_ranges",
 ]
 
 INT32_MIN = -(2**31)
@@ -540,3 +564,259 @@ def _input_element(
     anywhere = st.floats(lo, hi, width=32, allow_subnormal=sub_ok)
     extreme = st.sampled_from([F32_MAX, -F32_MAX, *([math.inf, -math.inf] if inf_ok else [])])
     return st.one_of(ties, edges, st.sampled_from(specials), anywhere, extreme)
+
+
+# --- the other chapters: qparams, packing, log, binary, ternary --------------------------------------------------
+
+
+def value_ranges(
+    *, fmt: IntFormat | None = None, max_magnitude: float = 2.0**20, allow_subnormal: bool = True
+) -> st.SearchStrategy[tuple[float, float]]:
+    """``(min_val, max_val)`` float32 pairs (as Python floats) with ``min_val <= max_val``, for choosing qparams.
+
+    Dense in the ranges where qparams choosers differ: degenerate ranges (``min_val == max_val``, ``(0, 0)``
+    included), ranges on one side of zero (the chooser must widen them to hold 0), tiny and (when
+    ``allow_subnormal``) subnormal ranges, and, for ``fmt``, ranges ``[-(k + 1/2) * s, -(k + 1/2) * s +
+    (qmax - qmin) * s]`` whose zero point ``-min_val / s`` is exactly the tie ``k + 1/2``; plus arbitrary pairs
+    within ``+-max_magnitude``.
+    """
+    if fmt is not None and not isinstance(fmt, IntFormat):
+        raise InvalidArgument(f"fmt={fmt!r} must be an IntFormat or None")
+    top = _float_arg(max_magnitude, "max_magnitude")
+    if not 0 < top <= F32_MAX:
+        raise InvalidArgument(f"max_magnitude={max_magnitude!r} must be > 0 and a finite float32")
+    sub = _bool_arg(allow_subnormal, "allow_subnormal")
+    top = float(F32(top)) if float(F32(top)) <= top else float(np.nextafter(F32(top), F32(0)))
+    value = st.floats(-top, top, width=32, allow_subnormal=sub)
+
+    def ordered(pair: tuple[float, float]) -> tuple[float, float]:
+        return (min(pair), max(pair))
+
+    options: list[st.SearchStrategy[tuple[float, float]]] = [
+        st.tuples(value, value).map(ordered),
+        value.map(lambda v: (v, v)),
+        st.tuples(value, value).map(lambda p: ordered((abs(p[0]), abs(p[1])))),
+        st.tuples(value, value).map(lambda p: ordered((-abs(p[0]), -abs(p[1])))),
+        st.sampled_from([(0.0, 0.0), (-0.0, 0.0), (F32_TINY, F32_TINY), (-F32_TINY, F32_TINY)]),
+    ]
+    if sub:
+        smallest = float(np.finfo(np.float32).smallest_subnormal)
+        options.append(st.integers(1, 2**10).map(lambda n: (-n * smallest, n * smallest)))
+    if fmt is not None:
+        span = fmt.qmax - fmt.qmin
+
+        def tie(sk: tuple[float, int]) -> tuple[float, float]:
+            s, k = sk
+            lo = -(k + 0.5) * s
+            return (float(F32(lo)), float(F32(lo + span * s)))
+
+        short = st.tuples(st.integers(1, 15), st.integers(-10, 4)).map(lambda me: math.ldexp(me[0], me[1]))
+        options.append(st.tuples(short, st.integers(0, max(0, span - 1))).map(tie).filter(lambda p: p[0] <= p[1]))
+    return st.one_of(*options)
+
+
+def packable_codes(
+    *, fmt: IntFormat, min_size: int = 0, max_size: int = 40
+) -> st.SearchStrategy[npt.NDArray[np.integer[Any]]]:
+    """1-D codes of ``fmt`` (its storage dtype) for ``refquant.pack``: odd and even lengths, dense at ``qmin``,
+    ``qmax``, ``0`` and ``-1``, so a partial last byte and sign bits that must be masked both occur."""
+    if not isinstance(fmt, IntFormat):
+        raise InvalidArgument(f"fmt={fmt!r} must be an IntFormat")
+    lo = _int_arg(min_size, "min_size", 0, 2**20)
+    hi = _int_arg(max_size, "max_size", 0, 2**20)
+    _order(lo, hi, "min_size", "max_size")
+    edges = sorted({v for v in (fmt.qmin, fmt.qmax, 0, -1, 1) if fmt.qmin <= v <= fmt.qmax})
+    element = st.one_of(st.sampled_from(edges), st.integers(fmt.qmin, fmt.qmax))
+    return st.lists(element, min_size=lo, max_size=hi).map(
+        lambda v: np.array(v, dtype=np.int64).astype(fmt.storage_dtype)
+    )
+
+
+def packed_bytes(*, fmt: IntFormat, max_count: int = 40) -> st.SearchStrategy[tuple[npt.NDArray[np.uint8], int]]:
+    """``(packed, count)`` for ``refquant.unpack``: ``ceil(count * bits / 8)`` arbitrary bytes, dense at 0x00,
+    0xff, 0x0f, 0xf0, 0x80, 0x7f and 0x88, with the padding bits of the last byte clear (``unpack`` refuses set
+    ones: ``nonzero_padding``)."""
+    if not isinstance(fmt, IntFormat):
+        raise InvalidArgument(f"fmt={fmt!r} must be an IntFormat")
+    top = _int_arg(max_count, "max_count", 0, 2**20)
+    byte = st.one_of(st.sampled_from([0x00, 0xFF, 0x0F, 0xF0, 0x80, 0x7F, 0x88]), st.integers(0, 255))
+
+    @st.composite
+    def build(draw: st.DrawFn) -> tuple[npt.NDArray[np.uint8], int]:
+        count = draw(st.integers(0, top))
+        size = -(-count * fmt.bits // 8)
+        return clear_padding(
+            np.array(draw(st.lists(byte, min_size=size, max_size=size)), dtype=np.uint8), fmt, count
+        ), count
+
+    return build()
+
+
+def clear_padding(packed: npt.NDArray[np.uint8], fmt: IntFormat, count: int, /) -> npt.NDArray[np.uint8]:
+    """``packed`` with the bits beyond ``count`` codes of ``fmt`` (the last byte's padding) cleared."""
+    out = np.array(packed, dtype=np.uint8)
+    used = count * fmt.bits - 8 * (out.size - 1)
+    if out.size and 0 < used < 8:
+        out[-1] &= np.uint8((1 << used) - 1)
+    return out
+
+
+SQRT2 = math.sqrt(2.0)
+
+
+def log_edge_values(
+    fmt: LogFormat, /, *, shape: tuple[int, ...], allow_infinity: bool = True
+) -> st.SearchStrategy[npt.NDArray[np.float32]]:
+    """float32 tensors of ``shape`` at the edges of the log format ``fmt``, either sign.
+
+    Each element is ``2**k``, the float32 nearest ``sqrt(2) * 2**k`` (the log-domain threshold) or ``1.5 *
+    2**k`` (the linear-domain tie), or one ulp either side of them, for ``k`` from two below ``e_min`` to one
+    above ``e_max``; or a signed zero, or (when ``allow_infinity``) +-inf.
+    """
+    if not isinstance(fmt, LogFormat):
+        raise InvalidArgument(f"fmt={fmt!r} must be a refquant LogFormat")
+    dims = _shape_arg(shape)
+    inf_ok = _bool_arg(allow_infinity, "allow_infinity")
+    values = _log_edges(fmt, inf_ok)
+    size = int(np.prod(dims, dtype=np.int64))
+    return st.lists(st.sampled_from(values), min_size=size, max_size=size).map(
+        lambda v: np.array(v, dtype=np.float32).reshape(dims)
+    )
+
+
+def _log_edges(fmt: LogFormat, inf_ok: bool) -> list[float]:
+    out: list[float] = []
+    for k in range(max(fmt.e_min - 2, -149), min(fmt.e_max + 2, 127) + 1):
+        for base in (math.ldexp(1.0, k), float(F32(SQRT2 * math.ldexp(1.0, k))), 1.5 * math.ldexp(1.0, k)):
+            b = F32(base)
+            for v in (b, np.nextafter(b, F32(np.inf)), np.nextafter(b, F32(0))):
+                out += [float(v), -float(v)]
+    out += [0.0, -0.0, *([math.inf, -math.inf] if inf_ok else [])]
+    return list(dict.fromkeys(out))
+
+
+def sign_edge_values(
+    *, shape: tuple[int, ...], allow_infinity: bool = True, allow_subnormal: bool = True
+) -> st.SearchStrategy[npt.NDArray[np.float32]]:
+    """float32 tensors of ``shape`` for binarizing: dense at ``+0.0`` and ``-0.0``, the smallest subnormals and
+    normals of either sign, +-1, (when ``allow_infinity``) +-inf; plus arbitrary finite float32 values."""
+    dims = _shape_arg(shape)
+    inf_ok = _bool_arg(allow_infinity, "allow_infinity")
+    sub_ok = _bool_arg(allow_subnormal, "allow_subnormal")
+    special = [0.0, -0.0, F32_TINY, -F32_TINY, 1.0, -1.0]
+    if sub_ok:
+        smallest = float(np.finfo(np.float32).smallest_subnormal)
+        special += [smallest, -smallest]
+    if inf_ok:
+        special += [math.inf, -math.inf]
+    element = st.one_of(
+        st.sampled_from(special), st.floats(width=32, allow_nan=False, allow_infinity=False, allow_subnormal=sub_ok)
+    )
+    size = int(np.prod(dims, dtype=np.int64))
+    return st.lists(element, min_size=size, max_size=size).map(lambda v: np.array(v, dtype=np.float32).reshape(dims))
+
+
+def packed_sign_matrices(
+    *, max_k: int = 200, max_rows: int = 3, garbage_padding: bool = True
+) -> st.SearchStrategy[tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64], int]]:
+    """``(lhs_bits, rhs_bits, k)`` for ``refquant.xnor_matmul``: ``(M, W)`` and ``(N, W)`` uint64 rows packing
+    ``k`` elements each (``W = ceil(k / 64)``, ``k`` dense at 1, 63, 64, 65 and 127), and, with
+    ``garbage_padding``, padding bits of the last word set at random (the reference masks them out)."""
+    top = _int_arg(max_k, "max_k", 1, 2**16)
+    rows = _int_arg(max_rows, "max_rows", 1, 64)
+    garbage = _bool_arg(garbage_padding, "garbage_padding")
+    ks = st.one_of(st.sampled_from(sorted({k for k in (1, 63, 64, 65, 127) if k <= top} | {top})), st.integers(1, top))
+
+    @st.composite
+    def build(draw: st.DrawFn) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64], int]:
+        k = draw(ks)
+        m, n = draw(st.integers(1, rows)), draw(st.integers(1, rows))
+        words = -(-k // 64)
+
+        def matrix(r: int) -> npt.NDArray[np.uint64]:
+            bits = draw(st.lists(st.integers(0, 2**64 - 1), min_size=r * words, max_size=r * words))
+            out = np.array(bits, dtype=np.uint64).reshape(r, words)
+            if k % 64 and not (garbage and draw(st.booleans())):
+                out[:, -1] &= np.uint64((1 << (k % 64)) - 1)
+            return out
+
+        return matrix(m), matrix(n), k
+
+    return build()
+
+
+@unique
+class TernaryMethod(Enum):
+    """The ternarizers of ``refquant.spec.ternary`` (``check_ternarize``, ``ternary_weights``)."""
+
+    TWN = "twn"
+    TTQ = "ttq"
+    BITNET = "bitnet"
+
+
+def ternary_threshold(
+    w: npt.NDArray[np.float32], method: TernaryMethod, /, *, factor: float = 0.7, t: float = 0.05, eps: float = 1e-5
+) -> float:
+    """The magnitude where ``method`` changes code on ``w``: ``delta`` (TWN, TTQ), ``scale / 2`` (BitNet)."""
+    if method is TernaryMethod.TWN:
+        return float(twn_ternarize(w, factor=factor).delta)
+    if method is TernaryMethod.TTQ:
+        return float(ttq_ternarize(w, t=t, wp=1.0, wn=1.0).delta)
+    return float(F32(bitnet_ternarize(w, eps=eps)[1]) / F32(2))
+
+
+def plant_threshold_ties(
+    w: npt.NDArray[np.float32], method: TernaryMethod, /, *, factor: float = 0.7, t: float = 0.05, eps: float = 1e-5
+) -> npt.NDArray[np.float32]:
+    """``w`` with its last two elements replaced by ``+d`` and ``-d``, ``d`` exactly ``method``'s threshold on the
+    result (a fixed point of ``d = threshold(w with +-d)``, iterated); ``w`` unchanged when none is reached."""
+    if w.size < 3:
+        return w
+    flat = w.astype(np.float32).reshape(-1)
+    d = 0.0
+    for _ in range(40):
+        trial = flat.copy()
+        trial[-2], trial[-1] = d, -d
+        try:
+            new = ternary_threshold(trial, method, factor=factor, t=t, eps=eps)
+        except ValueError:  # SpecError: the spec refuses the weights
+            return w
+        if new == d:
+            return trial.reshape(w.shape)
+        d = new
+    return w
+
+
+def ternary_weights(
+    *,
+    method: TernaryMethod,
+    shape: tuple[int, ...],
+    factor: float = 0.7,
+    t: float = 0.05,
+    eps: float = 1e-5,
+    max_magnitude: float = 4.0,
+) -> st.SearchStrategy[npt.NDArray[np.float32]]:
+    """Finite float32 weights of ``shape`` (at least 3 elements) whose last two elements sit exactly on
+    ``method``'s threshold (``plant_threshold_ties``) when a fixed point exists; the others dense at 0 and at
+    equal magnitudes."""
+    if not isinstance(method, TernaryMethod):
+        raise InvalidArgument(f"method={method!r} must be a TernaryMethod")
+    dims = _shape_arg(shape)
+    size = int(np.prod(dims, dtype=np.int64))
+    if size < 3:
+        raise InvalidArgument(f"shape={shape!r} must hold at least 3 elements (two of them carry the planted ties)")
+    top = _float_arg(max_magnitude, "max_magnitude")
+    if top <= 0:
+        raise InvalidArgument(f"max_magnitude={max_magnitude!r} must be > 0")
+    opts = {"factor": _float_arg(factor, "factor"), "t": _float_arg(t, "t"), "eps": _float_arg(eps, "eps")}
+    for name in ("factor", "t"):
+        if opts[name] < 0:
+            raise InvalidArgument(f"{name}={opts[name]!r} must be >= 0")
+    if not opts["eps"] > 0:
+        raise InvalidArgument(f"eps={eps!r} must be > 0")
+    element = st.one_of(
+        st.sampled_from([0.0, -0.0, 0.5, -0.5, 1.0, -1.0]), st.floats(-top, top, width=32, allow_subnormal=False)
+    )
+    return st.lists(element, min_size=size, max_size=size).map(
+        lambda v: plant_threshold_ties(np.array(v, dtype=np.float32).reshape(dims), method, **opts)
+    )

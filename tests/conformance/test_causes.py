@@ -293,3 +293,52 @@ def test_the_swap_that_made_the_codes_is_an_exact_cause(case: tuple[QuantParams,
         assert causes == []
     else:
         assert (f"{option}={value.value}", True) in _named(causes)
+
+
+# --- unmasked padding: xnor_matmul and binary_conv2d ----------------------------------------------------------------
+
+
+def test_unmasked_xnor_padding_is_named_on_a_hand_worked_record() -> None:
+    from refquant.conformance.causes import XnorParams
+
+    # Worked by hand from the definition: k = 3; lhs bits 0b1101 hold the elements (+1, -1, +1) in bits 0..2 and a
+    # set (garbage) padding bit 3; rhs bits 0b0111 hold (+1, +1, +1).  The reference masks the padding: 1 - 1 + 1 = 1.
+    # XOR = 0b1010: popcount 2 (bit 1, an element, and bit 3, padding).  Without the mask, taking all 64 bits as
+    # elements: 64 - 2 * 2 = 60; keeping k but not the mask: 3 - 2 * 2 = -1.
+    lhs = np.array([[0b1101]], np.uint64)
+    rhs = np.array([[0b0111]], np.uint64)
+    params = XnorParams(3)
+    whole = explain_mismatch(Operation.XNOR_MATMUL, params, (lhs, rhs), np.array([[60]], np.int32))
+    assert [(c.name, c.exact) for c in whole] == [("unmasked_padding", True)]
+    xor_only = explain_mismatch(Operation.XNOR_MATMUL, params, (lhs, rhs), np.array([[-1]], np.int32))
+    assert [(c.name, c.exact) for c in xor_only] == [("unmasked_padding_xor", True)]
+    # k a multiple of 64 has no padding: nothing to name
+    full = np.array([[2**64 - 1]], np.uint64)
+    assert explain_mismatch(Operation.XNOR_MATMUL, XnorParams(64), (full, full), np.array([[0]], np.int32)) == []
+
+
+def test_planted_unmasked_padding_is_named_by_the_checker() -> None:
+    from pathlib import Path
+
+    from refquant.conformance import check
+    from refquant.conformance.causes import xnor_unmasked
+    from refquant.conformance.load import load_suite
+
+    suite = load_suite(Path(__file__).resolve().parents[2] / "conformance" / "v1")
+    spec = check.spec_adapter()
+
+    def xnor(params: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:  # the bug: no padding mask
+        return {"dot": xnor_unmasked(inputs["lhs_bits"], inputs["rhs_bits"], params["k"]).astype(np.int32)}
+
+    def conv(params: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:  # the bug: padded taps read as -1
+        return spec["binary_conv2d"]({**params, "padding_value": "minus_one"}, inputs)
+
+    records = check.select(suite, ops=["xnor_matmul", "binary_conv2d"], whys=["padding"])
+    failed = [o for o in check.check_adapter(records, {"xnor_matmul": xnor, "binary_conv2d": conv}) if o.reason]
+    assert {o.record.op for o in failed} == {"xnor_matmul", "binary_conv2d"}
+    for outcome in failed:
+        explanation = check.explain(outcome)
+        want = "unmasked_padding" if outcome.record.op == "xnor_matmul" else "unmasked_padding=minus_one"
+        assert explanation.causes[0].name == want
+        assert explanation.causes[0].exact
+        assert explanation.minimal["id"] == outcome.record.id

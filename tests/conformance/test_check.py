@@ -260,3 +260,93 @@ def test_an_installed_package_finds_the_suite_in_the_current_folder_or_says_how(
     with pytest.raises(SpecError, match="does not ship the suite: pass --suite DIR") as info:
         check.default_suite()
     assert info.value.condition == "suite_not_found"
+
+
+# --- the public decoder -------------------------------------------------------------------------------------------
+
+
+def test_decode_covers_the_ops_with_a_kernel_and_the_checker_imports_nothing_private() -> None:
+    import ast
+
+    from refquant.conformance import ops
+
+    assert {name for name, entry in OPS.items() if entry.fast is not None} == ops.DECODABLE
+    for module in ("check.py", "causes.py"):
+        tree = ast.parse((ROOT / "refquant" / "conformance" / module).read_text(encoding="utf-8"))
+        private = [
+            alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("refquant")
+            for alias in node.names
+            if alias.name.startswith("_")
+        ]
+        assert private == [], module
+
+
+def test_decode_gives_the_spec_enums_and_refuses_what_does_not_decode(suite: Suite) -> None:
+    from refquant.conformance.ops import decode
+    from refquant.spec.affine import QuantParams
+    from refquant.spec.granularity import PerAxis
+    from refquant.spec.rounding import RoundingMode
+
+    x = np.float32([0.5, 1.5])
+    call = decode(
+        "quantize",
+        {"fmt": "uint8", "granularity": "per_axis", "axis": 0, "rounding": "half_away_from_zero"},
+        {"x": x, "scale": np.float32([1.0, 2.0]), "zero_point": np.int64([0, 3])},
+    )
+    assert call.function == "quantize"
+    assert call.args[0] is x
+    params = call.args[1]
+    assert isinstance(params, QuantParams)
+    assert params.granularity == PerAxis(0)
+    assert params.fmt.name == "uint8"
+    assert call.kwargs["rounding"] is RoundingMode.HALF_AWAY_FROM_ZERO
+    assert call.kwargs["overflow"] is None
+    with pytest.raises(SpecError) as error:
+        decode("quantize", {"fmt": "int8", "rounding": "nearest"}, {"x": x, "scale": x[:1], "zero_point": 0})
+    assert error.value.condition == "malformed_record"
+    with pytest.raises(SpecError) as error:
+        decode("requantize", {"out_fmt": "int8"}, {"multiplier": np.float64(0.5)})
+    assert error.value.condition == "malformed_record"
+    assert "acc" in str(error.value)
+    with pytest.raises(SpecError) as error:
+        decode("pack", {"fmt": "int4"}, {"q": np.int8([1])})
+    assert error.value.condition == "unknown_op"
+    # the registry's runners of the decodable ops are the decoded call on the spec module
+    record = suite.by_id("fixed_point/requantize/double_vs_single/int16/0002")
+    arrays = {k: v.data for k, v in record.inputs.items()}
+    from refquant.spec import fixed_point
+
+    got = OPS["requantize"].run(record.params, arrays)["q"]
+    np.testing.assert_array_equal(got, decode("requantize", record.params, arrays).on(fixed_point))
+    np.testing.assert_array_equal(got, record.expected["q"].data if record.expected else None)
+
+
+def test_an_adapter_can_leave_single_records_not_covered(suite: Suite) -> None:
+    """An exception whose class says ``not_covered = True`` makes that record not covered (docs/conformance.md
+    section 8); any other exception on a value record still fails."""
+
+    class NotCovered(Exception):
+        not_covered = True
+
+    spec = check.spec_adapter()["quantize"]
+
+    def quantize(params: dict[str, object], inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if params.get("rounding") not in (None, "half_to_even"):
+            raise NotCovered(f"rounding {params['rounding']} is not expressible")
+        if params.get("fmt") == "int2":
+            raise RuntimeError("a real failure")
+        return spec(params, inputs)
+
+    records = [r for r in suite if r.op == "quantize"]
+    outcomes = check.check_adapter(records, {"quantize": quantize})
+    by_status = {s: [o for o in outcomes if o.status is s] for s in check.Status}
+    skipped = by_status[check.Status.NOT_COVERED]
+    assert skipped
+    assert all("is not expressible" in o.reason for o in skipped)
+    assert all(o.record.params.get("rounding") not in (None, "half_to_even") for o in skipped)
+    failed = by_status[check.Status.FAILED]
+    assert failed
+    assert all(o.record.params.get("fmt") == "int2" for o in failed)
+    assert all("RuntimeError: a real failure" in o.reason for o in failed)

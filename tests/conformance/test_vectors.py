@@ -157,3 +157,31 @@ def test_cli_export_writes_each_format(tmp_path: Path, capsys: pytest.CaptureFix
     )
     assert "malformed_record" in capsys.readouterr().err
     assert main(["vectors", "export", "--format", "pdf", str(tmp_path / "p")]) == 2
+
+
+def test_the_why_table_of_the_docs_is_the_tag_list_and_every_tag_has_records(suite: Suite) -> None:
+    text = (ROOT / "docs" / "conformance.md").read_text(encoding="utf-8")
+    section = text.split("## 4. `why` tags", 1)[1].split("## 5.", 1)[0]
+    documented = [line.split("`")[1] for line in section.splitlines() if line.startswith("| `")]
+    assert documented == list(WHY_TAGS)
+    assert set(Counter(r.why for r in suite)) == set(WHY_TAGS)
+
+
+def test_fixed_qparams_ranges_carry_the_edge_the_reference_puts_them_on(suite: Suite) -> None:
+    # A record tagged random in the qparams chapter sits on no edge: its range holds zero strictly inside, its zero
+    # point is inside the format, and its scale is finite.
+    from refquant.spec.formats import IntFormat
+
+    random = [r for r in suite if r.id.startswith("qparams/") and r.why == "random" and r.expected is not None]
+    assert random
+    for r in random:
+        x = r.inputs["x"].data if "x" in r.inputs else np.stack([r.inputs["min_val"].data, r.inputs["max_val"].data])
+        if not np.issubdtype(x.dtype, np.floating) or x.dtype != np.float32:
+            continue  # integer and float16 / float64 data drawn at random
+        assert float(np.min(x)) < 0 < float(np.max(x)), r.id
+        fmt = IntFormat.from_name(str(r.params["fmt"]))
+        zp = r.expected["zero_point"].data
+        assert np.all((zp > fmt.qmin) & (zp < fmt.qmax)), r.id
+    tags = Counter(r.why for r in suite if r.op == "choose_qparams_from_range")
+    assert tags["tie"] > 40
+    assert tags["saturation_edge"] > 0

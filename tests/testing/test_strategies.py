@@ -279,6 +279,15 @@ def test_edge_matmuls_without_overflow_stay_inside_int32() -> None:
         (lambda: rs.multipliers(min_value=-1.0), "min_value=-1.0"),
         (lambda: rs.accumulators(shape=(2,), min_value=2**31), "min_value=2147483648"),
         (lambda: rs.accumulation_edge_matmuls(max_rows=0), "max_rows=0"),
+        (lambda: rs.value_ranges(fmt="uint8"), "fmt='uint8'"),  # type: ignore[arg-type]
+        (lambda: rs.value_ranges(max_magnitude=0.0), "max_magnitude=0.0"),
+        (lambda: rs.packable_codes(fmt=INT8, min_size=5, max_size=2), "min_size=5"),
+        (lambda: rs.packed_bytes(fmt=INT8, max_count=-1), "max_count=-1"),
+        (lambda: rs.log_edge_values("fmt", shape=(2,)), "fmt='fmt'"),  # type: ignore[arg-type]
+        (lambda: rs.sign_edge_values(shape=(2,), allow_infinity=None), "allow_infinity=None"),  # type: ignore[arg-type]
+        (lambda: rs.packed_sign_matrices(max_k=0), "max_k=0"),
+        (lambda: rs.ternary_weights(method="twn", shape=(4,)), "method='twn'"),  # type: ignore[arg-type]
+        (lambda: rs.ternary_weights(method=rs.TernaryMethod.TWN, shape=(2,)), "shape=(2,)"),
     ],
 )
 def test_invalid_arguments_are_rejected_with_their_name(build: Any, name: str) -> None:
@@ -292,3 +301,105 @@ def test_invalid_arguments_are_rejected_with_their_name(build: Any, name: str) -
 @given(rs.granularities(()))
 def test_a_0d_shape_gets_per_tensor_only(granularity: Any) -> None:
     assert granularity == PerTensor()
+
+
+# --- the other chapters ----------------------------------------------------------------------------------------------
+
+
+@EXAMPLES
+@given(rs.value_ranges(fmt=UINT8))
+def test_value_ranges_are_ordered_float32_pairs_that_choose_valid_qparams(pair: tuple[float, float]) -> None:
+    from refquant import choose_qparams_from_range
+
+    lo, hi = pair
+    assert lo <= hi
+    assert float(np.float32(lo)) == lo
+    assert float(np.float32(hi)) == hi
+    p = choose_qparams_from_range(np.float32(lo), np.float32(hi), UINT8)
+    assert 0 <= int(p.zero_point) <= 255
+
+
+def test_value_ranges_generate_zero_point_ties_degenerate_and_one_sided_ranges() -> None:
+    seen = {"tie": False, "degenerate": False, "positive": False, "negative": False}
+
+    @settings(max_examples=300, deadline=None, derandomize=True, database=None)
+    @given(rs.value_ranges(fmt=UINT8))
+    def collect(pair: tuple[float, float]) -> None:
+        lo, hi = pair
+        seen["degenerate"] |= lo == hi
+        seen["positive"] |= 0 < lo < hi
+        seen["negative"] |= lo < hi < 0
+        if lo < 0 < hi:
+            ratio = Fraction(-lo) / (Fraction(hi) - Fraction(lo)) * 255  # the zero point's quotient -lo / scale
+            seen["tie"] |= ratio.denominator == 2
+
+    collect()
+    assert all(seen.values()), seen
+
+
+@EXAMPLES
+@given(
+    st.sampled_from([IntFormat(4, True), IntFormat(2, False), IntFormat(3, True)]).flatmap(
+        lambda f: st.tuples(st.just(f), rs.packable_codes(fmt=f), rs.packed_bytes(fmt=f))
+    )
+)
+def test_packing_strategies_give_valid_codes_and_bytes(case: tuple[IntFormat, Any, Any]) -> None:
+    from refquant import pack, unpack
+
+    fmt, q, (packed, count) = case
+    assert q.dtype == fmt.storage_dtype
+    assert bool(np.all((q >= fmt.qmin) & (q <= fmt.qmax)))
+    np.testing.assert_array_equal(unpack(pack(q, fmt), fmt, q.size), q)
+    assert packed.size == -(-count * fmt.bits // 8)
+    unpack(packed, fmt, count)  # the padding bits are clear: the reference takes it
+
+
+def test_log_edge_values_hold_both_thresholds_and_their_neighbours() -> None:
+    from refquant import LogFormat
+
+    values = rs._log_edges(LogFormat(4, 0), True)
+    near_sqrt2 = float(np.float32(math.sqrt(2.0)))
+    for v in (1.0, near_sqrt2, 1.5, -1.5, float(np.nextafter(np.float32(1.5), np.float32(2))), 0.0, math.inf):
+        assert v in values
+
+
+@EXAMPLES
+@given(rs.packed_sign_matrices(max_k=130))
+def test_packed_sign_matrices_have_the_words_of_k(case: tuple[Any, Any, int]) -> None:
+    from refquant import xnor_matmul
+
+    lhs, rhs, k = case
+    assert lhs.dtype == rhs.dtype == np.uint64
+    assert lhs.shape[1] == rhs.shape[1] == -(-k // 64)
+    xnor_matmul(lhs, rhs, k)
+
+
+def test_packed_sign_matrices_set_padding_bits() -> None:
+    found = []
+
+    @settings(max_examples=100, deadline=None, derandomize=True, database=None)
+    @given(rs.packed_sign_matrices(max_k=100))
+    def collect(case: tuple[Any, Any, int]) -> None:
+        lhs, _, k = case
+        if k % 64:
+            found.append(bool(np.any(lhs[:, -1] >> np.uint64(k % 64))))
+
+    collect()
+    assert any(found)
+    assert not all(found)
+
+
+@pytest.mark.parametrize("method", list(rs.TernaryMethod), ids=lambda m: m.value)
+def test_ternary_weights_sit_exactly_on_the_threshold(method: Any) -> None:
+    planted = []
+
+    @settings(max_examples=40, deadline=None, derandomize=True, database=None)
+    @given(rs.ternary_weights(method=method, shape=(6,)))
+    def collect(w: npt.NDArray[np.float32]) -> None:
+        assert w.dtype == np.float32
+        assert w.shape == (6,)
+        d = rs.ternary_threshold(w, method)
+        planted.append(float(w[-2]) == d and float(w[-1]) == -d and d > 0)
+
+    collect()
+    assert sum(planted) >= 10

@@ -38,10 +38,10 @@ def cases() -> list[Record]:
                 {"tie": tie.value},
                 {"x": x, "levels": levels},
             )
-        b.add(
+        b.add(  # every code of the level table: the saturation_edge tag's "every code of a format"
             "codebook_decode",
             "codebook_decode",
-            "random",
+            "saturation_edge",
             f"l{i}",
             {},
             {"codes": np.arange(levels.size, dtype=np.uint8), "levels": levels},

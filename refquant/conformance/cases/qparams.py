@@ -3,14 +3,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from refquant.conformance.cases import Builder, Draws
 from refquant.conformance.format import Record
-from refquant.conformance.ops import granularity_params
+from refquant.conformance.ops import granularity_params, op
+from refquant.errors import SpecError
 from refquant.spec.affine import Precision
+from refquant.spec.formats import IntFormat
 from refquant.spec.granularity import PerAxis, PerBlock
 from refquant.spec.qparams import ReduceRange, SymmetricDenominator, ZeroRange
 from refquant.spec.rounding import RoundingMode
@@ -35,6 +38,38 @@ def _range(lo: float, hi: float) -> dict[str, Any]:
     return {"min_val": np.array(lo, F32), "max_val": np.array(hi, F32)}
 
 
+def _why(op_name: str, params: Mapping[str, Any], inputs: dict[str, Any]) -> str:
+    """The edge a record of a fixed range sits on, read off the reference's own output.
+
+    ``saturation_edge``: the scale leaves float32 (the spec refuses: ``scale_not_finite``) or is beyond 2**100;
+    ``zero_point_edge``: a range on one side of zero, or a chosen zero point at ``qmin`` or ``qmax``; ``tie``: the zero point's quotient ``min(min_val, 0) / scale`` is exactly half an integer (asymmetric,
+    float32 precision: the quotient the spec rounds); ``random`` otherwise: an ordinary range sweeping the
+    options (``docs/conformance.md``, section 4).
+    """
+    lo = np.asarray(inputs["x"] if "x" in inputs else inputs["min_val"])
+    hi = np.asarray(inputs["x"] if "x" in inputs else inputs["max_val"])
+    if lo.size and (np.min(lo) >= 0 or np.max(hi) <= 0):
+        return "zero_point_edge"  # a range on one side of zero: the chooser widens it to hold 0
+    try:
+        out = op(op_name).run(params, inputs)
+    except SpecError as error:
+        return "saturation_edge" if error.condition == "scale_not_finite" else "random"
+    scale = np.asarray(out["scale"], F32)
+    zp = np.asarray(out["zero_point"])
+    fmt = IntFormat.from_name(str(params["fmt"]))
+    if np.any(scale > F32(2.0**100)):
+        return "saturation_edge"
+    if np.any((zp == fmt.qmin) | (zp == fmt.qmax)):
+        return "zero_point_edge"
+    low = np.minimum(np.asarray(np.min(lo), F32), F32(0))
+    if not params.get("symmetric") and params.get("precision", "float32") == "float32":
+        with np.errstate(all="ignore"):
+            ratio = np.asarray(low / scale, np.float64)
+        if np.any(np.abs(ratio - np.floor(ratio)) == 0.5):
+            return "tie"
+    return "random"
+
+
 def cases() -> list[Record]:
     """Every record of the qparams chapter."""
     b = Builder("qparams")
@@ -46,7 +81,7 @@ def cases() -> list[Record]:
                     if not sym and den is SymmetricDenominator.QMAX:
                         continue
                     params = {"fmt": name, "symmetric": sym, "symmetric_denominator": den.value}
-                    b.add(g, o, "zero_point_edge" if lo >= 0 or hi <= 0 else "random", name, params, _range(lo, hi))
+                    b.add(g, o, _why(o, params, _range(lo, hi)), name, params, _range(lo, hi))
         for lo, hi in DEGENERATE:
             for zr in ZeroRange:
                 why = "subnormal" if 0 < abs(hi) < 1.2e-38 else "degenerate_range"
@@ -56,7 +91,7 @@ def cases() -> list[Record]:
             for prec in Precision:
                 for lo, hi in RANGES[:8]:
                     params = {"fmt": name, "reduce_range": rr.value, "precision": prec.value}
-                    b.add(g, o, "random", name, params, _range(lo, hi))
+                    b.add(g, o, _why(o, params, _range(lo, hi)), name, params, _range(lo, hi))
     # Zero point on a tie: min / scale lands on k + 1/2 (scale 1, min -2.5 / -3.5 ...), every rounding mode.
     for mode in RoundingMode:
         if mode is RoundingMode.STOCHASTIC:
@@ -65,7 +100,8 @@ def cases() -> list[Record]:
             b.add(g, o, "tie", "uint8", {"fmt": "uint8", "zero_point_rounding": mode.value}, _range(lo, lo + 255.0))
     for p2 in (RoundingMode.TOWARD_POSITIVE, RoundingMode.TOWARD_NEGATIVE):
         for lo, hi in RANGES:
-            b.add(g, o, "random", "int8", {"fmt": "int8", "power_of_two_scale": p2.value}, _range(lo, hi))
+            params = {"fmt": "int8", "power_of_two_scale": p2.value}
+            b.add(g, o, _why(o, params, _range(lo, hi)), "int8", params, _range(lo, hi))
     # Per-axis ranges (the parameters' own shape).
     for n in (3, 5):
 
@@ -93,8 +129,8 @@ def _choose_qparams(b: Builder) -> None:
         for lo, hi in RANGES:
             for sym in (False, True):
                 x = np.array([lo, (lo + hi) / 2, hi, lo / 2, hi / 2, -0.0], F32)
-                why = "zero_point_edge" if lo >= 0 or hi <= 0 else "random"
-                b.add(g, o, why, name, {"fmt": name, "symmetric": sym}, {"x": x})
+                params: dict[str, Any] = {"fmt": name, "symmetric": sym}
+                b.add(g, o, _why(o, params, {"x": x}), name, params, {"x": x})
         for lo, hi in DEGENERATE:
             for zr in ZeroRange:
                 why = "subnormal" if 0 < abs(hi) < 1.2e-38 else "degenerate_range"
@@ -141,8 +177,7 @@ def _nudge(b: Builder) -> None:
     g = o = "nudge_quantization_range"
     for name in ("uint8", "int8", "uint4", "int4", "int16", "int8n"):
         for lo, hi in (*RANGES[:-1], (0.0, 6.0), (-6.0, 0.0), (1e-40, 1.0), (-1.0, -1e-40)):
-            why = "zero_point_edge" if lo >= 0 or hi <= 0 else "random"
-            b.add(g, o, why, name, {"fmt": name}, _range(lo, hi))
+            b.add(g, o, _why(o, {"fmt": name}, _range(lo, hi)), name, {"fmt": name}, _range(lo, hi))
     # zero_point_from_min on a tie: scale 1 and min = -k - 1/2 (TF rounds half away from zero).
     for lo in (-2.5, -3.5, -0.5, -127.5, -254.5):
         b.add(g, o, "tie", "uint8", {"fmt": "uint8"}, _range(lo, lo + 255.0))
