@@ -376,7 +376,7 @@ def test_nudge_matches_choose_for_ranges_containing_zero_on_uint8(rng: tuple[flo
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Peers: torch 2.13 observers, onnxruntime's compute_scale_zp and DynamicQuantizeLinear, the ONNX reference.
+# Peers: torch 2.13 observers, onnxruntime's compute_scale_zp, the ONNX reference.
 
 data_arrays = hnp.arrays(
     F32,
@@ -498,51 +498,8 @@ def test_onnxruntime_compute_scale_zp_bit_exact(case: tuple[Any, ...], x: np.nda
     assert p.zero_point.tolist() == int(zp)
 
 
-@settings(max_examples=60)
-@given(x=data_arrays)
-def test_dynamic_quantize_linear_onnx_reference_and_onnxruntime(x: np.ndarray) -> None:
-    """DynamicQuantizeLinear: both implementations are float32 uint8 (1)-(2); zero range 1/255 vs 1.0."""
-    pytest.importorskip("onnxruntime")
-    import onnxruntime as ort
-    from onnx import TensorProto, helper
-    from onnx.reference import ReferenceEvaluator
-
-    node = helper.make_node("DynamicQuantizeLinear", ["x"], ["y", "s", "z"])
-    graph = helper.make_graph(
-        [node],
-        "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, None)],
-        [
-            helper.make_tensor_value_info("y", TensorProto.UINT8, None),
-            helper.make_tensor_value_info("s", TensorProto.FLOAT, None),
-            helper.make_tensor_value_info("z", TensorProto.UINT8, None),
-        ],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    _, ref_s, ref_z = ReferenceEvaluator(model).run(None, {"x": x})
-    _, ort_s, ort_z = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(
-        None, {"x": x}
-    )
-    onnx_like = choose_qparams(x, UINT8, zero_range=ZeroRange.SCALE_ONE_OVER_QRANGE)
-    ort_like = choose_qparams(x, UINT8)
-    if float(ref_s) < 2**-126 and float(np.max(np.abs(x))) > 0:
-        # The documented divergence (docs/spec/qparams.md, the zero-range table): a nonzero range whose float32
-        # scale would be subnormal, or underflows to 0 (a range of a few subnormals over 255), gets the zero-range
-        # rule in refquant, that subnormal or zero scale in both peers.
-        assert 0 <= float(ort_s) < 2**-126
-        assert float(onnx_like.scale) == float(F32(1) / F32(255))
-        assert float(ort_like.scale) == 1.0
-        return
-    assert sz(onnx_like) == (int(np.asarray(ref_s, F32).view(np.uint32)), int(ref_z))
-    assert sz(ort_like) == (int(np.asarray(ort_s, F32).view(np.uint32)), int(ort_z))
-
-
-@pytest.mark.parametrize("value", [6.82044e-40, 3e-45])
-def test_dynamic_quantize_linear_subnormal_scale_divergence(value: float) -> None:
-    """The subnormal-scale cases of the test above, pinned (hypothesis found x = [6.82044e-40], whose scale is
-    subnormal, and x = [3e-45], whose scale 3e-45 / 255 underflows to 0 in float32)."""
-    test_dynamic_quantize_linear_onnx_reference_and_onnxruntime.hypothesis.inner_test(np.array([value], F32))  # type: ignore[attr-defined]
+# DynamicQuantizeLinear (choose_qparams for UINT8 plus quantize) against the ONNX reference and onnxruntime,
+# including the zero-range and subnormal-scale divergences: tests/spec/test_peers_dynamic.py.
 
 
 def test_torch_profile_quantizes_with_chosen_params_like_torch() -> None:
