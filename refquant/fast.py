@@ -986,6 +986,17 @@ _CONV_ARGS_MEMO: dict[tuple[Any, ...], Any] = {}
 _NO_ARRAY = np.empty(0, np.int8)
 
 
+def _zero_point_key(v: Any) -> Any:
+    """A memo key for a zero point the checks see only by value, dtype and shape (None: not memoised)."""
+    if type(v) is int:
+        return v
+    if isinstance(v, np.integer):
+        return (v.dtype.str, int(v))
+    if type(v) is np.ndarray and v.dtype.kind in "iu" and v.ndim <= 1:
+        return (v.dtype.str, v.shape, v.tobytes())
+    return None
+
+
 def _conv_args(
     x: Any,
     w: Any,
@@ -1003,20 +1014,23 @@ def _conv_args(
     The checks depend only on the operands' dtypes and shapes and on the options, so when all of
     those are plain ints, tuples of ints and arrays, a call identical in them to one that passed
     reuses its result (with this call's arrays); anything else, and every call that raises, runs
-    the spec's checks.  This saves about 25 microseconds per call.
+    the spec's checks.  Zero points count as plain ints when they are ints, numpy integer scalars or
+    integer arrays of at most one dimension (keyed by dtype, shape and values).  This saves about 25
+    microseconds per call.
     """
     key: tuple[Any, ...] | None = None
+    zx_key, zw_key = _zero_point_key(x_zero_point), _zero_point_key(w_zero_point)
     if (
         type(x) is np.ndarray
         and type(w) is np.ndarray
-        and type(x_zero_point) is int
-        and type(w_zero_point) is int
+        and zx_key is not None
+        and zw_key is not None
         and type(groups) is int
         and all(type(t) is tuple and all(type(v) is int for v in t) for t in (stride, padding, dilation))
         and isinstance(layout, Layout)
         and isinstance(accumulator, Accumulator)
     ):
-        key = (x.dtype, x.shape, w.dtype, w.shape, x_zero_point, w_zero_point, stride, padding, dilation)
+        key = (x.dtype, x.shape, w.dtype, w.shape, zx_key, zw_key, stride, padding, dilation)
         key += (groups, layout, accumulator)
         hit = _CONV_ARGS_MEMO.get(key)
         if hit is not None:
@@ -1034,6 +1048,86 @@ def _conv_chunks(work: int, items: int) -> int:
     if work < parallel_threshold():
         return 1
     return max(1, min(items, 8 * int(_numba.get_num_threads())))
+
+
+def _conv_operands(p: Any, packed: PackedConvWeight, vnni_path: bool) -> tuple[Any, ...]:
+    """The operands of the conv kernels that depend only on the weights, dtypes, zero points and geometry.
+
+    ``p``: the checked arguments (``_conv_args``); ``vnni_path``: whether the VNNI kernel family is in
+    use.  Returns ``(vnni, zx', zw', bound, taps_h, taps_w, segs, use_rs, init, wzp)``: whether the
+    VNNI kernel applies, the shifted zero points, the bound of ``|acc|`` (``K * max|x - zx| *
+    max|w - zw|``), and the tap and column operands; built once per packed weight and key.
+    """
+    o, cg, kh, kw = p.oihw
+    g = p.groups
+    ocg = o // g
+    dh, dw = p.dilation
+    _pt, _pb, pl, pr = p.padding
+    cg4 = -(-cg // 4) * 4
+    wp = p.nchw[3] + pl + pr
+    cpix = g * cg4
+    vnni = vnni_path and ocg >= 16
+    key = (vnni, p.x.dtype, p.w.dtype, p.zx, p.zw.tobytes(), p.zw.shape[0], kh, kw, dh, dw, wp, cpix)
+    cached = packed._cache.get(key)
+    if cached is not None:
+        return cached
+    # x' = x XOR 0x80 for int8 (x + 128), zero point shifted alike; w' = w - 128 for uint8.
+    ox = 128 if p.x.dtype == np.int8 else 0
+    ow_shift = 128 if p.w.dtype == np.uint8 else 0
+    zx = int(p.zx) + ox
+    zw = np.broadcast_to(p.zw, (o,)).astype(np.int64) - ow_shift
+    k_real = cg * kh * kw
+    x_lo, x_hi = _CODE_RANGE[p.x.dtype]
+    w_lo, w_hi = _CODE_RANGE[p.w.dtype]
+    mx = max(int(p.zx) - x_lo, x_hi - int(p.zx))
+    zw_orig = zw + ow_shift
+    mw = max(int(zw_orig.max()) - w_lo, w_hi - int(zw_orig.min()))
+    taps_h = np.repeat(np.arange(kh, dtype=np.int64) * dh, kw)
+    taps_w = np.tile(np.arange(kw, dtype=np.int64) * dw, kh)
+    segs = (taps_h * wp + taps_w) * cpix
+    if vnni and g == 1 and dw == 1:  # a kernel row's taps are adjacent runs: one segment per row for the tile
+        segs = np.arange(kh, dtype=np.int64) * dh * wp * cpix
+    use_rs = bool(np.any(zw != 0))
+    colinit = _conv_wrap32(k_real * zx * zw - zx * packed.wsum)
+    if vnni:
+        width = packed.vnni_panels().shape[1] * 64
+        init = np.zeros((g, width), np.int32)
+        init[:, :ocg] = colinit.reshape(g, ocg)
+        wzp = np.zeros((g, width), np.int32)
+        wzp[:, :ocg] = zw.reshape(g, ocg)
+    else:
+        init = colinit.reshape(g, ocg)
+        wzp = zw.astype(np.int32).reshape(g, ocg)
+    cached = (vnni, zx, zw, k_real * mx * mw, taps_h, taps_w, segs, use_rs, init, wzp)
+    if len(packed._cache) >= 16:
+        packed._cache.clear()
+    packed._cache[key] = cached
+    return cached
+
+
+def _conv_input(p: Any, layout: Layout, zx: int) -> npt.NDArray[np.uint8]:
+    """The padded NHWC input bytes ``x'`` of the kernels (``zx``: the shifted zero point, the border fill)."""
+    xa = p.x
+    n_, _c, h, wd = p.nchw
+    _o, cg, _kh, _kw = p.oihw
+    g = p.groups
+    pt, pb, pl, pr = p.padding
+    ox = 128 if xa.dtype == np.int8 else 0
+    cg4 = -(-cg // 4) * 4
+    hp, wp = h + pt + pb, wd + pl + pr
+    xu = xa.view(np.uint8)
+    if layout is Layout.NHWC and cg == cg4 and ox == 0 and hp == h and wp == wd and xu.flags.c_contiguous:
+        return xu  # type: ignore[no-any-return]  # already the padded NHWC operand: read in place
+    xp = _scratch("conv_x", (n_, hp, wp, g * cg4), np.uint8)
+    if cg == cg4 and xu.flags.c_contiguous:
+        dense = _conv.pad_nhwc_dense if layout is Layout.NHWC else _conv.pad_nchw_dense
+        dense(xu, ox, pt, pl, zx, xp)
+    elif g == 1 and cg4 == 4 and xu.flags.c_contiguous:
+        _conv.pad_contiguous(xu, layout is Layout.NCHW, ox, pt, pl, zx, cg, xp)
+    else:
+        xv = xu.transpose(0, 2, 3, 1) if layout is Layout.NCHW else xu
+        _conv.to_padded_nhwc(xv, np.uint8(ox), pt, pl, np.uint8(zx), g, cg, cg4, xp)
+    return xp
 
 
 def conv2d_int(
@@ -1076,14 +1170,12 @@ def conv2d_int(
     else:
         wv = w  # type: ignore[assignment]
     p = _conv_args(x, wv, x_zero_point, w_zero_point, stride, padding, dilation, groups, layout, accumulator)
-    xa, wa = p.x, p.w
-    n_, _c, h, wd = p.nchw
+    wa = p.w
+    n_ = p.nchw[0]
     o, cg, kh, kw = p.oihw
     g = p.groups
     ocg = o // g
     sh, sw = p.stride
-    dh, dw = p.dilation
-    pt, pb, pl, pr = p.padding
     oh, ow = p.out_hw
     out_shape = (n_, o, oh, ow) if layout is Layout.NCHW else (n_, oh, ow, o)
     out_dtype = np.dtype(np.int64) if accumulator is Accumulator.INT64 else np.dtype(np.int32)
@@ -1091,59 +1183,14 @@ def conv2d_int(
         _check_out(out, out_shape, out_dtype.type, (x, packed.w if packed is not None else wa))
     if packed is None:
         packed = PackedConvWeight(np.ascontiguousarray(wa), layout, g)
-
-    # x' = x XOR 0x80 for int8 (x + 128), zero point shifted alike; w' = w - 128 for uint8.
-    ox = 128 if xa.dtype == np.int8 else 0
-    ow_shift = 128 if wa.dtype == np.uint8 else 0
-    zx = int(p.zx) + ox
-    zw = np.broadcast_to(p.zw, (o,)).astype(np.int64) - ow_shift
-    k_real = cg * kh * kw
-    x_lo, x_hi = _CODE_RANGE[xa.dtype]
-    w_lo, w_hi = _CODE_RANGE[wa.dtype]
-    mx = max(int(p.zx) - x_lo, x_hi - int(p.zx))
-    zw_orig = zw + ow_shift
-    mw = max(int(zw_orig.max()) - w_lo, w_hi - int(zw_orig.min()))
-    fits = k_real * mx * mw <= _INT32_MAX
-
+    ops = _conv_operands(p, packed, kernel_path() is KernelPath.VNNI)
+    vnni, zx, zw, bound, taps_h, taps_w, segs, use_rs, init, wzp = ops
+    fits = bound <= _INT32_MAX
+    xp = _conv_input(p, layout, zx)
+    hp, wp = xp.shape[1], xp.shape[2]
     cg4 = -(-cg // 4) * 4
-    hp, wp = h + pt + pb, wd + pl + pr
-    cpix = g * cg4
-    xu = xa.view(np.uint8)
-    if layout is Layout.NHWC and cg == cg4 and ox == 0 and hp == h and wp == wd and xu.flags.c_contiguous:
-        xp = xu  # already the padded NHWC operand: read in place
-    else:
-        xp = _scratch("conv_x", (n_, hp, wp, cpix), np.uint8)
-        if cg == cg4 and xu.flags.c_contiguous:
-            dense = _conv.pad_nhwc_dense if layout is Layout.NHWC else _conv.pad_nchw_dense
-            dense(xu, ox, pt, pl, zx, xp)
-        else:
-            xv = xu.transpose(0, 2, 3, 1) if layout is Layout.NCHW else xu
-            _conv.to_padded_nhwc(xv, np.uint8(ox), pt, pl, np.uint8(zx), g, cg, cg4, xp)
     pixels = oh * ow
-    vnni = kernel_path() is KernelPath.VNNI and ocg >= 16
-    # Operands that depend only on the weights, the geometry and the zero points: built once per packed weight.
-    key = (vnni, zx, zw.tobytes(), kh, kw, dh, dw, wp, cpix, k_real)
-    cached = packed._cache.get(key)
-    if cached is None:
-        taps_h = np.repeat(np.arange(kh, dtype=np.int64) * dh, kw)
-        taps_w = np.tile(np.arange(kw, dtype=np.int64) * dw, kh)
-        segs = (taps_h * wp + taps_w) * cpix
-        use_rs = bool(np.any(zw != 0))
-        colinit = _conv_wrap32(k_real * zx * zw - zx * packed.wsum)
-        if vnni:
-            width = packed.vnni_panels().shape[1] * 64
-            init = np.zeros((g, width), np.int32)
-            init[:, :ocg] = colinit.reshape(g, ocg)
-            wzp = np.zeros((g, width), np.int32)
-            wzp[:, :ocg] = zw.reshape(g, ocg)
-        else:
-            init = colinit.reshape(g, ocg)
-            wzp = zw.astype(np.int32).reshape(g, ocg)
-        cached = (taps_h, taps_w, segs, use_rs, init, wzp)
-        if len(packed._cache) >= 16:
-            packed._cache.clear()
-        packed._cache[key] = cached
-    taps_h, taps_w, segs, use_rs, init, wzp = cached
+    k_real = cg * kh * kw
 
     if fits or accumulator is Accumulator.INT32_WRAP:
         cs = np.zeros((n_, hp, wp, g) if use_rs else (1, 1, 1, 1), np.int32)
@@ -1434,6 +1481,10 @@ def qlinear_conv(
     ``w`` may be a ``PackedConvWeight`` (``pack_conv_weight``) packed with the same ``groups``; its codes
     stand for ``w`` (``w_params`` gives their scale and zero point, as for an array).  ``out``: a
     C-contiguous array of the result's shape (the input's layout) and ``y_params.fmt.storage_dtype``.
+
+    On the VNNI path the bias and the FLOAT32 / FLOAT64 requantization run inside the conv kernel, tile by
+    tile, where that cannot change a code or an error (``_qlinear_conv_fused``); otherwise the int32
+    accumulators are computed whole, biased and requantized as described above.
     """
     _qops._check_rounding_options(rounding, multiplier_precision, accumulator)
     _qops._check_layout(layout)
@@ -1462,7 +1513,7 @@ def qlinear_conv(
         raise SpecError("invalid_groups", f"groups={groups!r} differs from the packed weight's groups={packed.groups}")
     zx = _qops._scalar(xp.zero_point)
     zw = _qops._scalar(wp.zero_point)
-    p = _qops._conv_args(xc, wc, zx, zw, stride, padding, dilation, groups, layout, accumulator)
+    p = _conv_args(xc, wc, zx, zw, stride, padding, dilation, groups, layout, accumulator)
 
     # The checks the spec makes after the convolution: handed to the spec when one would fail.
     bias_arr = None if bias is None else np.asarray(bias)
@@ -1502,6 +1553,10 @@ def qlinear_conv(
     oh, ow = p.out_hw
     out_shape = (n_, o, oh, ow) if layout is Layout.NCHW else (n_, oh, ow, o)
     res = _new_or_out(out, out_shape, fmt.storage_dtype.type, inputs)
+    zp = int(_qops._scalar(yp.zero_point))
+    lo, hi = bounds
+    if res.size and _qlinear_conv_fused(p, layout, packed, bias_arr, mult, rounding, accumulator, zp, lo, hi, res):
+        return res
     acc = np.empty(out_shape, np.int64 if accumulator is Accumulator.INT64 else np.int32)
     conv2d_int(
         xc,
@@ -1525,12 +1580,10 @@ def qlinear_conv(
         bias_view = bias_arr.reshape(view)
         if accumulator is Accumulator.INT64:
             np.add(acc, bias_view.astype(np.int64), out=acc)  # exact
-        elif accumulator is Accumulator.INT32_WRAP or _bias_fits(acc, bias_arr, p, xc.dtype, wc.dtype):
+        elif accumulator is Accumulator.INT32_WRAP or _bias_fits(acc, bias_arr, p):
             np.add(acc, bias_view, out=acc)  # exact where every sum lies in int32, else modulo 2**32 (INT32_WRAP)
         else:  # INT32: the spec's error where a sum leaves int32; INT32_SATURATE: clamped
             acc[...] = _qops._add_bias(acc, bias_view.astype(np.int64), accumulator)
-    zp = int(_qops._scalar(yp.zero_point))
-    lo, hi = bounds
     if acc.dtype == np.int64:  # Accumulator.INT64: the kernels take int32 accumulators
         if int(acc.min()) < -(2**31) or int(acc.max()) > _INT32_MAX:  # the spec's step: its codes or its error
             res[...] = _fp.requantize(
@@ -1566,26 +1619,86 @@ def qlinear_conv(
     return res
 
 
-def _bias_fits(
-    acc: npt.NDArray[np.int32],
-    bias: npt.NDArray[np.int32],
-    p: Any,
-    x_dtype: np.dtype[Any],
-    w_dtype: np.dtype[Any],
-) -> bool:
-    """Whether ``acc + bias`` certainly lies in int32: from the accumulator bound, else from ``acc``'s range."""
-    if bias.size == 0:
-        return True
-    b_lo, b_hi = int(bias.min()), int(bias.max())
+def _bias_bound_fits(bias: npt.NDArray[np.int32] | None, p: Any) -> bool:
+    """Whether every ``acc + bias`` lies in int32 by the accumulator bound alone (``bias=None``: ``acc`` itself)."""
+    b_lo, b_hi = (0, 0) if bias is None or bias.size == 0 else (int(bias.min()), int(bias.max()))
     _o, cg, kh, kw = p.oihw
-    x_info, w_info = np.iinfo(x_dtype), np.iinfo(w_dtype)
-    mx = max(p.zx - int(x_info.min), int(x_info.max) - p.zx)
+    x_info, w_info = np.iinfo(p.x.dtype), np.iinfo(p.w.dtype)
+    mx = max(int(p.zx) - int(x_info.min), int(x_info.max) - int(p.zx))
     zw = p.zw.astype(np.int64)
     mw = int(np.max(np.maximum(zw - int(w_info.min), int(w_info.max) - zw)))
     bound = cg * kh * kw * mx * mw  # |acc| <= bound
-    if -bound + b_lo >= -(2**31) and bound + b_hi <= _INT32_MAX:
+    return bool(-bound + b_lo >= -(2**31) and bound + b_hi <= _INT32_MAX)
+
+
+def _bias_fits(acc: npt.NDArray[np.int32], bias: npt.NDArray[np.int32], p: Any) -> bool:
+    """Whether ``acc + bias`` certainly lies in int32: from the accumulator bound, else from ``acc``'s range."""
+    if bias.size == 0 or _bias_bound_fits(bias, p):
         return True
+    b_lo, b_hi = int(bias.min()), int(bias.max())
     return int(acc.min()) + b_lo >= -(2**31) and int(acc.max()) + b_hi <= _INT32_MAX
+
+
+_FUSED_CODE_DTYPES = frozenset(np.dtype(t) for t in (np.int8, np.uint8, np.int16, np.uint16))
+
+
+def _qlinear_conv_fused(
+    p: Any,
+    layout: Layout,
+    packed: PackedConvWeight | None,
+    bias: npt.NDArray[np.int32] | None,
+    mult: npt.NDArray[np.float64],
+    rounding: RequantRounding,
+    accumulator: Accumulator,
+    zp: int,
+    lo: int,
+    hi: int,
+    res: npt.NDArray[Any],
+) -> bool:
+    """QLinearConv with the bias and the requantization fused into the VNNI conv kernel; False where it does not apply.
+
+    Applies on the VNNI path (at least 16 output channels per group) for the FLOAT32 and FLOAT64
+    roundings into 8- or 16-bit codes, when the accumulator is INT32_WRAP (the int32 sums and the bias
+    addition wrap, as the definition says) or when the accumulator bound plus the bias range lies in
+    int32 (then every accumulator gives the exact sum and no error is possible).  The kernel computes
+    each int32 tile as ``conv2d_int`` does and requantizes it in place with the arithmetic of the
+    requantize kernels: the codes are those of the unfused pipeline.
+    """
+    if rounding not in (RequantRounding.FLOAT32, RequantRounding.FLOAT64) or res.dtype not in _FUSED_CODE_DTYPES:
+        return False
+    o, cg, kh, kw = p.oihw
+    g = p.groups
+    if o // g < 16 or kernel_path() is not KernelPath.VNNI:
+        return False
+    if packed is None:
+        packed = PackedConvWeight(np.ascontiguousarray(p.w), layout, g)
+    _vnni, zx, _zw, bound, taps_h, taps_w, segs, use_rs, init, wzp = _conv_operands(p, packed, True)
+    if accumulator is not Accumulator.INT32_WRAP:  # otherwise every acc + bias must lie in int32
+        b_lo, b_hi = (0, 0) if bias is None or bias.size == 0 else (int(bias.min()), int(bias.max()))
+        if -bound + b_lo < -(2**31) or bound + b_hi > _INT32_MAX:
+            return False
+    n_ = p.nchw[0]
+    oh, ow = p.out_hw
+    sh, sw = p.stride
+    xp = _conv_input(p, layout, zx)
+    cg4 = -(-cg // 4) * 4
+    cs = np.zeros((n_, xp.shape[1], xp.shape[2], g) if use_rs else (1, 1, 1, 1), np.int32)
+    if use_rs:
+        _conv.channel_sums(xp, g, cg4, cs)
+    bias32 = np.zeros(o, np.int32) if bias is None else np.ascontiguousarray(bias, np.int32)
+    m64 = np.asarray(mult, np.float64).reshape(-1)
+    m64 = np.full(o, m64[0]) if m64.shape[0] != o else np.ascontiguousarray(m64)
+    m32 = m64.astype(np.float32)
+    pixels = oh * ow
+    dst = res.reshape(n_, pixels, o) if layout is Layout.NHWC else res.reshape(n_, o, pixels).transpose(0, 2, 1)
+    bp = packed.vnni_panels()
+    items = n_ * g * bp.shape[1] * (-(-pixels // _conv.TILE_ROWS_VNNI))
+    nchunks = _conv_chunks(n_ * pixels * o * cg * kh * kw, items)
+    _conv.conv_vnni_requant(
+        xp, bp, segs, taps_h, taps_w, oh, ow, sh, sw, g, cg4, o // g, init, wzp, cs, use_rs, nchunks,
+        bias32, m32, m64, rounding is RequantRounding.FLOAT64, zp, lo, hi, dst,
+    )  # fmt: skip
+    return True
 
 
 # ==================================================================================================

@@ -31,6 +31,11 @@ Layout of the work:
   portable kernel computes 4 pixels x one group's output channels with plain int32 loops.
 
 Outputs are NHWC int32 (``[N, OH*OW, OC]``); ``nhwc_to_out`` writes them to the caller's layout.
+``conv_vnni_requant`` is the VNNI driver with QLinearConv's epilogue fused: each tile's int32 sums get the
+bias and the FLOAT32 / FLOAT64 requantization in a private scratch and are written as codes, in any layout.
+Where the taps of a kernel row are adjacent in memory (one group, no horizontal dilation) the VNNI tile
+walks one segment per kernel row instead of one per tap (the 7x7 stem with 3 channels: 7 segments of 7
+k-quads instead of 49 of one).
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ from numba import prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from refquant.kernels._jit import njit_parallel
+from refquant.kernels._jit import njit_parallel, prefer_wide_vectors
 
 __all__ = [
     "TILE_COLS",
@@ -53,7 +58,9 @@ __all__ = [
     "conv_exact",
     "conv_portable",
     "conv_vnni",
+    "conv_vnni_requant",
     "nhwc_to_out",
+    "pad_contiguous",
     "pad_nchw_dense",
     "pad_nhwc_dense",
     "to_padded_nhwc",
@@ -207,6 +214,68 @@ def to_padded_nhwc(xv, mask, pad_top, pad_left, fill, groups, cg, cg4, xp):
 
 
 @njit_parallel
+def pad_contiguous(x, nchw, mask, pad_top, pad_left, fill, cg, xp):
+    """``to_padded_nhwc`` for one group of fewer than 4 channels of a C-contiguous ``x`` (NCHW if ``nchw``).
+
+    ``xp`` is ``[N, Hp, Wp, 4]``: each padded pixel is one little-endian 32-bit word (channel ``c`` in
+    byte ``c``, the bytes ``cg..3`` zero), written whole: the fast path for a 3-channel image.
+    """
+    n_ = x.shape[0]
+    h_ = x.shape[2] if nchw else x.shape[1]
+    w_ = x.shape[3] if nchw else x.shape[2]
+    hp = xp.shape[1]
+    wp = xp.shape[2]
+    m = np.uint32(0)
+    f = np.uint32(0)
+    for c in range(cg):
+        m |= np.uint32(mask) << np.uint32(8 * c)
+        f |= np.uint32(fill) << np.uint32(8 * c)
+    for row in prange(n_ * hp):
+        n = row // hp
+        hh = row - n * hp
+        h = hh - pad_top
+        dst = xp[n, hh].reshape(-1).view(np.uint32)
+        if h < 0 or h >= h_:
+            for wq in range(wp):
+                dst[wq] = f
+            continue
+        for wq in range(pad_left):
+            dst[wq] = f
+        for wq in range(pad_left + w_, wp):
+            dst[wq] = f
+        body = dst[pad_left : pad_left + w_]
+        if nchw and cg == 3:
+            r0 = x[n, 0, h]
+            r1 = x[n, 1, h]
+            r2 = x[n, 2, h]
+            for w in range(w_):
+                v = np.uint32(r0[w]) | (np.uint32(r1[w]) << np.uint32(8)) | (np.uint32(r2[w]) << np.uint32(16))
+                body[w] = v ^ m
+        elif nchw:
+            for w in range(w_):
+                v = np.uint32(x[n, 0, h, w])
+                for c in range(1, cg):
+                    v |= np.uint32(x[n, c, h, w]) << np.uint32(8 * c)
+                body[w] = v ^ m
+        elif cg == 3:  # an RGB image: a constant stride the compiler vectorises
+            src = x[n, h].reshape(-1)
+            for w in range(w_):
+                v = (
+                    np.uint32(src[3 * w])
+                    | (np.uint32(src[3 * w + 1]) << np.uint32(8))
+                    | (np.uint32(src[3 * w + 2]) << np.uint32(16))
+                )
+                body[w] = v ^ m
+        else:
+            src = x[n, h].reshape(-1)
+            for w in range(w_):
+                v = np.uint32(src[w * cg])
+                for c in range(1, cg):
+                    v |= np.uint32(src[w * cg + c]) << np.uint32(8 * c)
+                body[w] = v ^ m
+
+
+@njit_parallel
 def pad_nhwc_dense(x, mask, pad_top, pad_left, fill, xp):
     """``to_padded_nhwc`` for a C-contiguous NHWC ``x`` whose channel runs need no padding (``cg % 4 == 0``)."""
     n_, h_, w_, c_ = x.shape
@@ -295,21 +364,28 @@ def _conv_vnni_body(
 ):
     """VNNI driver: ``out[n, p, g*ocg + oc]`` for every pixel ``p`` (flattened oh, ow) and channel.
 
-    ``bp``: ``[groups, npanels, K/4, 64, 4]`` int8; ``segs``: int64 byte offset of each tap relative
-    to the patch base; ``taps_h``/``taps_w``: each tap's row/column offset in padded pixels (for the
-    patch sums); ``init``/``wz``: ``[groups, npanels*64]`` int32 column terms; ``cs``: patch-sum
+    ``bp``: ``[groups, npanels, K/4, 64, 4]`` int8; ``segs``: int64 byte offsets of the contiguous
+    segments of a patch relative to its base, each ``K/4 / len(segs)`` k-quads long (one per tap, or,
+    where the taps of a kernel row are adjacent in memory, one per kernel row); ``taps_h``/``taps_w``:
+    each tap's row/column offset in padded pixels (for the patch sums); ``init``/``wz``: ``[groups, npanels*64]`` int32 column terms; ``cs``: patch-sum
     source (``channel_sums``), read only when ``use_rs``.
     """
     n_, hp, wp, cpix = xp.shape
     npanels = bp.shape[1]
-    kq = cg4 // 4
     nseg = segs.shape[0]
+    kq = bp.shape[2] // nseg  # k-quads per segment: one tap's channel run, or a kernel row's merged runs
+    ntaps = taps_h.shape[0]
     oc_total = out.shape[2]
     pixels = oh_ * ow_
     ntiles = (pixels + 5) // 6
     items = n_ * groups * npanels * ntiles
     per = (items + nchunks - 1) // nchunks
     x_base = np.int64(xp.ctypes.data)
+    bp_base = np.int64(bp.ctypes.data)
+    panel_bytes = np.int64(bp.shape[2]) * 256
+    init_base = np.int64(init.ctypes.data)
+    wz_base = np.int64(wz.ctypes.data)
+    width = init.shape[1]
     out_base = np.int64(out.ctypes.data)
     segs_addr = np.int64(segs.ctypes.data)
     ldc = oc_total * 4
@@ -336,14 +412,15 @@ def _conv_vnni_body(
                 rows[r] = x_base + (((n * hp + oh * sh) * wp + ow * sw) * cpix + g * cg4)
                 if use_rs:
                     s = np.int32(0)
-                    for tap in range(nseg):
+                    for tap in range(ntaps):
                         s += cs[n, oh * sh + taps_h[tap], ow * sw + taps_w[tap], g]
                     rs[r] = s
             col0 = g * ocg + pb * 64
             ncols = min(64, ocg - pb * 64)
-            b_addr = np.int64(bp[g, pb].ctypes.data)
-            init_addr = np.int64(init[g, pb * 64 :].ctypes.data)
-            wz_addr = np.int64(wz[g, pb * 64 :].ctypes.data)
+            # addresses by arithmetic (bp, init and wz are C-contiguous): no array views in the tile loop
+            b_addr = bp_base + (g * npanels + pb) * panel_bytes
+            init_addr = init_base + (g * width + pb * 64) * 4
+            wz_addr = wz_base + (g * width + pb * 64) * 4
             if nrows == 6 and ncols == 64:
                 c_addr = out_base + ((n * pixels + p0) * oc_total + col0) * 4
                 _tile_6x64(
@@ -372,10 +449,136 @@ def _conv_vnni_body(
                     wz_addr,
                 )
                 for r in range(nrows):
-                    dst = out[n, p0 + r]
+                    for j in range(ncols):
+                        out[n, p0 + r, col0 + j] = scratch[r, j]
+
+
+def _conv_vnni_requant_body(
+    xp,
+    bp,
+    segs,
+    taps_h,
+    taps_w,
+    oh_,
+    ow_,
+    sh,
+    sw,
+    groups,
+    cg4,
+    ocg,
+    init,
+    wz,
+    cs,
+    use_rs,
+    nchunks,
+    bias,
+    m32,
+    m64,
+    mode64,
+    zp,
+    lo,
+    hi,
+    out,
+):
+    """The VNNI driver with the QLinearConv epilogue fused: codes instead of int32 accumulators.
+
+    Each 6x64 tile is computed into a private int32 scratch (as the VNNI driver computes it), then
+    per element ``a = int32(acc + bias[oc])`` (wrapping), ``r = rint(float32(a) * m32[oc])`` (or
+    ``rint(float64(a) * m64[oc])`` with ``mode64``), ``clamp(r, lo - zp, hi - zp) + zp`` written to
+    ``out[n, p, oc]`` (any strides: NHWC, or NCHW seen as ``[N, P, OC]``).  These are the FLOAT32 /
+    FLOAT64 requantization steps of ``refquant.kernels.requant`` (no element is unpredictable there).
+    """
+    n_, hp, wp, cpix = xp.shape
+    npanels = bp.shape[1]
+    nseg = segs.shape[0]
+    kq = bp.shape[2] // nseg  # k-quads per segment: one tap's channel run, or a kernel row's merged runs
+    ntaps = taps_h.shape[0]
+    pixels = oh_ * ow_
+    ntiles = (pixels + 5) // 6
+    items = n_ * groups * npanels * ntiles
+    per = (items + nchunks - 1) // nchunks
+    x_base = np.int64(xp.ctypes.data)
+    bp_base = np.int64(bp.ctypes.data)
+    panel_bytes = np.int64(bp.shape[2]) * 256
+    init_base = np.int64(init.ctypes.data)
+    wz_base = np.int64(wz.ctypes.data)
+    width = init.shape[1]
+    segs_addr = np.int64(segs.ctypes.data)
+    flo32 = np.float32(lo - zp)
+    fhi32 = np.float32(hi - zp)
+    flo64 = np.float64(lo - zp)
+    fhi64 = np.float64(hi - zp)
+    zp32 = np.int32(zp)
+    for chunk in prange(nchunks):
+        prefer_wide_vectors()
+        rows = np.empty(6, np.int64)
+        rs = np.zeros(6, np.int32)
+        scratch = np.empty((6, 64), np.int32)
+        rows_addr = np.int64(rows.ctypes.data)
+        rs_addr = np.int64(rs.ctypes.data)
+        scratch_addr = np.int64(scratch.ctypes.data)
+        for item in range(chunk * per, min(items, chunk * per + per)):
+            t = item % ntiles
+            rest = item // ntiles
+            pb = rest % npanels
+            rest = rest // npanels
+            g = rest % groups
+            n = rest // groups
+            p0 = t * 6
+            nrows = min(6, pixels - p0)
+            for r in range(6):
+                p = p0 + min(r, nrows - 1)
+                oh = p // ow_
+                ow = p - oh * ow_
+                rows[r] = x_base + (((n * hp + oh * sh) * wp + ow * sw) * cpix + g * cg4)
+                if use_rs:
+                    s = np.int32(0)
+                    for tap in range(ntaps):
+                        s += cs[n, oh * sh + taps_h[tap], ow * sw + taps_w[tap], g]
+                    rs[r] = s
+            col0 = g * ocg + pb * 64
+            ncols = min(64, ocg - pb * 64)
+            # addresses by arithmetic (bp, init and wz are C-contiguous): no array views in the tile loop
+            b_addr = bp_base + (g * npanels + pb) * panel_bytes
+            init_addr = init_base + (g * width + pb * 64) * 4
+            wz_addr = wz_base + (g * width + pb * 64) * 4
+            _tile_6x64(
+                rows_addr,
+                segs_addr,
+                np.int64(nseg),
+                np.int64(kq),
+                b_addr,
+                scratch_addr,
+                np.int64(256),
+                init_addr,
+                rs_addr,
+                wz_addr,
+            )
+            # The clamped values lie in [lo - zp, hi - zp] (16-bit codes at most): exact in int32.  No value is
+            # NaN (finite multipliers, int32 sums), so the comparisons below are max and min.
+            bcol = bias[col0 : col0 + ncols]
+            if mode64:
+                mcol = m64[col0 : col0 + ncols]
+                for r in range(nrows):
+                    dst = out[n, p0 + r, col0 : col0 + ncols]
                     src = scratch[r]
                     for j in range(ncols):
-                        dst[col0 + j] = src[j]
+                        a = np.int32(np.int64(src[j]) + np.int64(bcol[j]))
+                        v = np.rint(np.float64(a) * mcol[j])
+                        v = v if v > flo64 else flo64
+                        v = v if v < fhi64 else fhi64
+                        dst[j] = np.int32(v) + zp32
+            else:
+                mcol32 = m32[col0 : col0 + ncols]
+                for r in range(nrows):
+                    dst = out[n, p0 + r, col0 : col0 + ncols]
+                    src = scratch[r]
+                    for j in range(ncols):
+                        a = np.int32(np.int64(src[j]) + np.int64(bcol[j]))
+                        v32 = np.rint(np.float32(a) * mcol32[j])
+                        v32 = v32 if v32 > flo32 else flo32
+                        v32 = v32 if v32 < fhi32 else fhi32
+                        dst[j] = np.int32(v32) + zp32
 
 
 def _conv_portable_body(
@@ -501,6 +704,7 @@ def _nhwc_to_out_body(src, dst):
 
 
 conv_vnni = njit_parallel(_conv_vnni_body)
+conv_vnni_requant = njit_parallel(_conv_vnni_requant_body)
 conv_portable = njit_parallel(_conv_portable_body)
 conv_exact = njit_parallel(_conv_exact_body)
 nhwc_to_out = njit_parallel(_nhwc_to_out_body)

@@ -319,3 +319,248 @@ def test_portable_path_from_the_environment() -> None:
     env = {**os.environ, "REFQUANT_KERNELS": "portable"}
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, env=env).stdout
     assert out.split() == ["portable"]
+
+
+# --- qlinear_conv with the bias and the requantization fused into the VNNI kernel --------------------------------
+#
+# refquant.fast.qlinear_conv fuses the int32 bias and the FLOAT32 / FLOAT64 requantization into the VNNI conv
+# kernel (at least 16 output channels per group, 8- or 16-bit codes, INT32_WRAP or a bias within the int32
+# bound).  These tests compare it with the spec's qlinear_conv on tie- and edge-dense inputs, count that the
+# fused kernel ran, and cover the calls that must fall back to the unfused pipeline (or the spec's error).
+
+
+def _qconv_outcome(fn: Any, x: Any, w: Any, kwargs: dict[str, Any]) -> Any:
+    """The codes of ``fn(x, w, **kwargs)``, or the (type, condition, message) of the error it raises."""
+    try:
+        return fn(x, w, **kwargs)
+    except (SpecError, UnpredictableError) as exc:
+        return (type(exc), exc.condition, str(exc))
+
+
+def _qconv_same(x: np.ndarray, w: np.ndarray, kwargs: dict[str, Any]) -> None:
+    """fast.qlinear_conv (plain, packed weights, ``out=``) gives the spec's codes or the spec's error."""
+    expected = _qconv_outcome(spec_ops.qlinear_conv, x, w, kwargs)
+    packed = fast.pack_conv_weight(w, groups=kwargs.get("groups", 1), layout=kwargs.get("layout", Layout.NCHW))
+    for wv in (w, packed):
+        got = _qconv_outcome(fast.qlinear_conv, x, wv, kwargs)
+        if isinstance(expected, tuple):
+            assert got == expected
+            continue
+        assert got.dtype == expected.dtype
+        np.testing.assert_array_equal(got, expected)
+        out = np.full(expected.shape, 1, expected.dtype)  # something the result must overwrite
+        assert fast.qlinear_conv(x, wv, out=out, **kwargs) is out
+        np.testing.assert_array_equal(out, expected)
+
+
+@pytest.fixture
+def fused_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the calls of the fused kernel (one entry per call)."""
+    calls: list[int] = []
+    kernel = fast._conv.conv_vnni_requant
+
+    def counting(*args: Any) -> Any:
+        calls.append(1)
+        return kernel(*args)
+
+    monkeypatch.setattr(fast._conv, "conv_vnni_requant", counting)
+    return calls
+
+
+def _tie_case(o: int, layout: Layout) -> tuple[np.ndarray, np.ndarray]:
+    """A 1x1 conv (uint8 x with zero point 128, int8 w) whose accumulators run densely over [-700, 700]: with
+    multipliers 2**-k * odd every other value is an exact tie.  Worked from the definition: the 6 input
+    channels split each total into parts in [-128, 127] and the weights are +1 (-1 on odd channels), so
+    acc = +-total."""
+    total = np.arange(-700, 701)
+    x = np.full((1, 6, 1, total.shape[0]), 128, np.uint8)
+    rest = total.copy()
+    for c in range(6):
+        part = np.clip(rest, -128, 127)
+        x[0, c, 0] = (part + 128).astype(np.uint8)
+        rest = rest - part
+    assert np.all(rest == 0)
+    w = np.ones((o, 6, 1, 1), np.int8)
+    w[1::2] = -1
+    if layout is Layout.NHWC:
+        return np.ascontiguousarray(x.transpose(0, 2, 3, 1)), np.ascontiguousarray(w.transpose(0, 2, 3, 1))
+    return x, w
+
+
+@pytest.mark.parametrize("layout", list(Layout), ids=lambda v: v.value)
+def test_fused_requantization_dense_ties(path: KernelPath, layout: Layout, fused_calls: list[int]) -> None:
+    from refquant.spec.affine import Precision, QuantParams
+    from refquant.spec.fixed_point import RequantRounding
+    from refquant.spec.formats import INT4, INT8, INT16, UINT8
+    from refquant.spec.granularity import PerAxis
+
+    o = 80  # one full 64-channel panel and a partial one
+    x, w = _tie_case(o, layout)
+    one = np.float32(1.0)
+    base = np.array([0.5, 0.25, 0.75, 0.125, 0.375, 1.0, 2.0, 1.5], np.float32)
+    w_scale = np.resize(base, o)
+    w_scale[8:16] = np.nextafter(np.resize(base, 8), one)  # the float32 neighbours of the ties
+    w_scale[16:24] = np.nextafter(np.resize(base, 8), np.float32(0))
+    w_scale[24:32] = np.float32(1) / np.float32(3)  # rounding of the float32 product itself
+    bias = (np.arange(o) % 7 - 3).astype(np.int32)
+    for rounding in (RequantRounding.FLOAT32, RequantRounding.FLOAT64):
+        for precision in Precision:
+            for y_params, act in (
+                (QuantParams(4.0, 0, INT8), {}),
+                (QuantParams(4.0, 128, UINT8), {}),
+                (QuantParams(2.0, 0, UINT8), {"activation_min": 0}),  # the fused ReLU
+                (QuantParams(0.5, -7, INT16), {"activation_min": -300, "activation_max": 500}),
+                (QuantParams(64.0, 1, INT4), {}),
+            ):
+                kwargs = {
+                    "x_params": QuantParams(1.0, 128, UINT8),
+                    "w_params": QuantParams(w_scale, np.zeros(o, np.int64), INT8, PerAxis(0)),
+                    "y_params": y_params,
+                    "bias": bias,
+                    "layout": layout,
+                    "rounding": rounding,
+                    "multiplier_precision": precision,
+                    **act,
+                }
+                _qconv_same(x, w, kwargs)
+    assert (len(fused_calls) > 0) == (path is KernelPath.VNNI)
+
+
+@pytest.mark.parametrize("accumulator", list(Accumulator), ids=lambda v: v.value)
+def test_fused_requantization_bias_past_int32(
+    path: KernelPath, accumulator: Accumulator, fused_calls: list[int]
+) -> None:
+    """A bias next to INT32_MAX / INT32_MIN: INT32_WRAP wraps inside the fused kernel; the other accumulators
+    leave the fused path (the bound does not hold) and give the spec's codes or its error."""
+    from refquant.spec.affine import QuantParams
+    from refquant.spec.fixed_point import RequantRounding
+    from refquant.spec.formats import INT8, UINT8
+
+    rng = np.random.default_rng(11)
+    o = 70
+    x = rng.integers(0, 256, (1, 8, 6, 7)).astype(np.uint8)
+    w = rng.integers(-128, 128, (o, 8, 3, 3)).astype(np.int8)
+    top = np.full(o, 2**31 - 1, np.int64) - rng.integers(0, 3000, o)
+    bias = np.where(np.arange(o) % 2 == 0, top, -top - 1).astype(np.int32)
+    for layout in Layout:
+        xl = x if layout is Layout.NCHW else np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+        wl = w if layout is Layout.NCHW else np.ascontiguousarray(w.transpose(0, 2, 3, 1))
+        for rounding in (RequantRounding.FLOAT32, RequantRounding.FLOAT64):
+            kwargs = {
+                "x_params": QuantParams(2.0**-4, 100, UINT8),
+                "w_params": QuantParams(2.0**-4, 3, INT8),
+                "y_params": QuantParams(2.0**20, 0, INT8),
+                "bias": bias,
+                "padding": (1, 0, 2, 1),
+                "layout": layout,
+                "rounding": rounding,
+                "accumulator": accumulator,
+            }
+            _qconv_same(xl, wl, kwargs)
+    assert (len(fused_calls) > 0) == (path is KernelPath.VNNI and accumulator is Accumulator.INT32_WRAP)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    shape=st.sampled_from(
+        [(1, 3, 7, 2, 3, 16), (1, 4, 3, 1, 1, 64), (2, 8, 3, 2, 1, 70), (1, 13, 1, 2, 0, 130), (1, 5, 1, 1, 0, 17)]
+    ),
+    groups=st.sampled_from([1, 1, 2]),
+    hw=st.tuples(st.integers(1, 11), st.integers(1, 11)),
+    dtypes=st.tuples(st.sampled_from(DTYPES), st.sampled_from(DTYPES)),
+    zps=st.tuples(
+        st.sampled_from(["zero", "min", "max", "random"]), st.sampled_from(["zero", "random", "per_channel"])
+    ),
+    fill=st.sampled_from(["random", "random", "extremes", "max"]),
+    y=st.sampled_from(["int8", "uint8", "int16", "int4"]),
+    rounding=st.sampled_from(["float32", "float64"]),
+    bias_kind=st.sampled_from(["none", "small", "large"]),
+    relu=st.booleans(),
+    layout=st.sampled_from(list(Layout)),
+    accumulator=st.sampled_from(list(Accumulator)),
+)
+def test_fused_requantization_matches_the_spec(
+    path: KernelPath,
+    seed: int,
+    shape: tuple[int, int, int, int, int, int],
+    groups: int,
+    hw: tuple[int, int],
+    dtypes: tuple[np.dtype[Any], np.dtype[Any]],
+    zps: tuple[str, str],
+    fill: str,
+    y: str,
+    rounding: str,
+    bias_kind: str,
+    relu: bool,
+    layout: Layout,
+    accumulator: Accumulator,
+) -> None:
+    """ResNet-like layers (7x7/2 stem with 3 channels, 3x3, 1x1 and 1x1/2) with per-channel scales, bias, ReLU."""
+    from refquant.spec.affine import Precision, QuantParams
+    from refquant.spec.fixed_point import RequantRounding
+    from refquant.spec.formats import IntFormat
+    from refquant.spec.granularity import PerAxis
+
+    rng = np.random.default_rng(seed)
+    n, cg, k, stride, pad, ocg = shape
+    o = groups * ocg
+    h, wd = max(hw[0], k - 2 * pad), max(hw[1], k - 2 * pad)
+    x = codes(rng, (n, groups * cg, h, wd), dtypes[0], fill)
+    w = codes(rng, (o, cg, k, k), dtypes[1], fill)
+    x_fmt = IntFormat(8, dtypes[0] == np.int8)
+    w_fmt = IntFormat(8, dtypes[1] == np.int8)
+    zx = _zero_point(rng, dtypes[0], zps[0])
+    zw = _zero_point(rng, dtypes[1], zps[1], o)
+    y_fmt = IntFormat.from_name(y)
+    sw = (2.0 ** rng.uniform(-9, -5, o)).astype(np.float32)
+    bias = None
+    if bias_kind != "none":
+        reach = 2000 if bias_kind == "small" else 2**30
+        bias = rng.integers(-reach, reach, o).astype(np.int32)
+    y_zp = int(rng.integers(y_fmt.qmin, y_fmt.qmax + 1))
+    kwargs: dict[str, Any] = {
+        "x_params": QuantParams(np.float32(0.05), zx, x_fmt),
+        "w_params": QuantParams(sw, np.broadcast_to(np.asarray(zw, np.int64), (o,)).copy(), w_fmt, PerAxis(0)),
+        "y_params": QuantParams(np.float32(2.0 ** rng.integers(-3, 3)), y_zp, y_fmt),
+        "bias": bias,
+        "stride": (stride, stride),
+        "padding": (pad,) * 4,
+        "groups": groups,
+        "layout": layout,
+        "rounding": RequantRounding(rounding),
+        "multiplier_precision": Precision.FLOAT32 if seed % 2 else Precision.FLOAT64,
+        "accumulator": accumulator,
+    }
+    if relu:
+        kwargs["activation_min"] = y_zp
+    if layout is Layout.NHWC:
+        x, w = np.ascontiguousarray(x.transpose(0, 2, 3, 1)), np.ascontiguousarray(w.transpose(0, 2, 3, 1))
+    _qconv_same(x, w, kwargs)
+
+
+@pytest.mark.parametrize("pattern", ["max", "halves"])
+def test_fused_requantization_wrapping_sums(path: KernelPath, pattern: str, fused_calls: list[int]) -> None:
+    """Sums past int32 (the big cases above, 17 output channels): INT32_WRAP requantizes the sums modulo 2**32
+    plus the bias modulo 2**32, inside the fused kernel on the VNNI path."""
+    from refquant.spec.affine import QuantParams
+    from refquant.spec.fixed_point import RequantRounding
+    from refquant.spec.formats import INT8
+
+    x, w, kwargs = _big_case(pattern, Layout.NHWC)
+    bias = np.arange(17, dtype=np.int32) * np.int32(2**27)  # pushes some wrapped sums across the int32 ends again
+    qkwargs: dict[str, Any] = {
+        "x_params": QuantParams(2.0**-10, 0, INT8),
+        "w_params": QuantParams(2.0**-10, -128, INT8),
+        "y_params": QuantParams(2.0**4, 3, INT8),
+        "bias": bias,
+        "layout": Layout.NHWC,
+        "rounding": RequantRounding.FLOAT32,
+        "accumulator": Accumulator.INT32_WRAP,
+    }
+    wrapped = spec_ops.conv2d_int(x, w, accumulator=Accumulator.INT32_WRAP, **kwargs)
+    exact = spec_ops.conv2d_int(x, w, accumulator=Accumulator.INT64, **kwargs)
+    assert not np.array_equal(wrapped.astype(np.int64), exact)  # the sums do wrap
+    expected = spec_ops.qlinear_conv(x, w, **qkwargs)
+    np.testing.assert_array_equal(fast.qlinear_conv(x, w, **qkwargs), expected)
+    assert (len(fused_calls) > 0) == (path is KernelPath.VNNI)
