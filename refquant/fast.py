@@ -25,7 +25,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from enum import Enum
+from typing import Any, NamedTuple
 
 import numba as _numba
 import numpy as np
@@ -1483,9 +1484,21 @@ def qlinear_conv(
     C-contiguous array of the result's shape (the input's layout) and ``y_params.fmt.storage_dtype``.
 
     On the VNNI path the bias and the FLOAT32 / FLOAT64 requantization run inside the conv kernel, tile by
-    tile, where that cannot change a code or an error (``_qlinear_conv_fused``); otherwise the int32
+    tile, where that cannot change a code or an error (``_fused_conv_plan``); otherwise the int32
     accumulators are computed whole, biased and requantized as described above.
     """
+    args: tuple[Any, ...] = (x_params, w_params, y_params, stride, padding, dilation, groups, layout, rounding)
+    args += (activation_min, activation_max, multiplier_precision, accumulator)
+    plan_key = _qconv_plan_key(x, w, bias, args)
+    hit = None if plan_key is None else _QCONV_PLANS.get(plan_key)
+    if hit is not None:  # this call passes every check that a previous one passed: only out and the bias remain
+        hit_plan, (out_shape, code_type, w_memory) = hit[0], hit[1][:3]
+        xa: npt.NDArray[Any] = x  # type: ignore[assignment]  # an ndarray (the key says so)
+        ba: npt.NDArray[np.int32] | None = bias  # type: ignore[assignment]
+        res = _new_or_out(out, out_shape, code_type, (xa, w_memory) if ba is None else (xa, w_memory, ba))
+        if _fused_bias_fits(hit_plan, ba):
+            _run_fused_conv(hit_plan, xa, ba, res)
+            return res
     _qops._check_rounding_options(rounding, multiplier_precision, accumulator)
     _qops._check_layout(layout)
     xp = _qops._check_params(x_params, "x_params")
@@ -1555,7 +1568,13 @@ def qlinear_conv(
     res = _new_or_out(out, out_shape, fmt.storage_dtype.type, inputs)
     zp = int(_qops._scalar(yp.zero_point))
     lo, hi = bounds
-    if res.size and _qlinear_conv_fused(p, layout, packed, bias_arr, mult, rounding, accumulator, zp, lo, hi, res):
+    plan = _fused_conv_plan(p, layout, packed, mult, rounding, accumulator, zp, lo, hi, res.dtype) if res.size else None
+    if plan is not None and _fused_bias_fits(plan, bias_arr):
+        _run_fused_conv(plan, xc, bias_arr, res)
+        if plan_key is not None:
+            if len(_QCONV_PLANS) >= 64:
+                _QCONV_PLANS.clear()
+            _QCONV_PLANS[plan_key] = (plan, (out_shape, fmt.storage_dtype.type, w_memory, args, w))
         return res
     acc = np.empty(out_shape, np.int64 if accumulator is Accumulator.INT64 else np.int32)
     conv2d_int(
@@ -1642,63 +1661,133 @@ def _bias_fits(acc: npt.NDArray[np.int32], bias: npt.NDArray[np.int32], p: Any) 
 _FUSED_CODE_DTYPES = frozenset(np.dtype(t) for t in (np.int8, np.uint8, np.int16, np.uint16))
 
 
-def _qlinear_conv_fused(
+class _FusedConv(NamedTuple):
+    """What a fused QLinearConv call needs beyond its input, bias and output: fixed by the weights, the
+    parameters, the options and the input's dtype and shape (``_fused_conv_plan``)."""
+
+    p: Any  # the checked conv arguments, with a placeholder for x
+    layout: Layout
+    wrap: bool  # Accumulator.INT32_WRAP: the bias is added modulo 2**32 whatever its range
+    bound: int  # the accumulator bound: |acc| <= bound
+    operands: tuple[Any, ...]  # (zx', taps_h, taps_w, segs, use_rs, init, wzp) of _conv_operands
+    panels: npt.NDArray[np.int8]
+    m32: npt.NDArray[np.float32]
+    m64: npt.NDArray[np.float64]
+    float64: bool
+    zp: int
+    lo: int
+    hi: int
+    nchunks: int
+
+
+def _fused_conv_plan(
     p: Any,
     layout: Layout,
     packed: PackedConvWeight | None,
-    bias: npt.NDArray[np.int32] | None,
     mult: npt.NDArray[np.float64],
     rounding: RequantRounding,
     accumulator: Accumulator,
     zp: int,
     lo: int,
     hi: int,
-    res: npt.NDArray[Any],
-) -> bool:
-    """QLinearConv with the bias and the requantization fused into the VNNI conv kernel; False where it does not apply.
+    res_dtype: np.dtype[Any],
+) -> _FusedConv | None:
+    """The plan of a QLinearConv with the bias and the requantization fused into the VNNI conv kernel; None where
+    fusing does not apply.
 
     Applies on the VNNI path (at least 16 output channels per group) for the FLOAT32 and FLOAT64
     roundings into 8- or 16-bit codes, when the accumulator is INT32_WRAP (the int32 sums and the bias
     addition wrap, as the definition says) or when the accumulator bound plus the bias range lies in
-    int32 (then every accumulator gives the exact sum and no error is possible).  The kernel computes
-    each int32 tile as ``conv2d_int`` does and requantizes it in place with the arithmetic of the
-    requantize kernels: the codes are those of the unfused pipeline.
+    int32 (``_fused_bias_fits``, checked per call: then every accumulator gives the exact sum and no
+    error is possible).  The kernel computes each int32 tile as ``conv2d_int`` does and requantizes it in
+    place with the arithmetic of the requantize kernels: the codes are those of the unfused pipeline.
     """
-    if rounding not in (RequantRounding.FLOAT32, RequantRounding.FLOAT64) or res.dtype not in _FUSED_CODE_DTYPES:
-        return False
+    if rounding not in (RequantRounding.FLOAT32, RequantRounding.FLOAT64) or res_dtype not in _FUSED_CODE_DTYPES:
+        return None
     o, cg, kh, kw = p.oihw
     g = p.groups
     if o // g < 16 or kernel_path() is not KernelPath.VNNI:
-        return False
+        return None
     if packed is None:
         packed = PackedConvWeight(np.ascontiguousarray(p.w), layout, g)
     _vnni, zx, _zw, bound, taps_h, taps_w, segs, use_rs, init, wzp = _conv_operands(p, packed, True)
-    if accumulator is not Accumulator.INT32_WRAP:  # otherwise every acc + bias must lie in int32
-        b_lo, b_hi = (0, 0) if bias is None or bias.size == 0 else (int(bias.min()), int(bias.max()))
-        if -bound + b_lo < -(2**31) or bound + b_hi > _INT32_MAX:
-            return False
+    m64 = np.asarray(mult, np.float64).reshape(-1)
+    m64 = np.full(o, m64[0]) if m64.shape[0] != o else np.ascontiguousarray(m64)
+    n_ = p.nchw[0]
+    oh, ow = p.out_hw
+    bp = packed.vnni_panels()
+    items = n_ * g * bp.shape[1] * (-(-(oh * ow) // _conv.TILE_ROWS_VNNI))
+    nchunks = _conv_chunks(n_ * oh * ow * o * cg * kh * kw, items)
+    return _FusedConv(
+        p._replace(x=_NO_ARRAY), layout, accumulator is Accumulator.INT32_WRAP, bound,
+        (zx, taps_h, taps_w, segs, use_rs, init, wzp), bp, m64.astype(np.float32), m64,
+        rounding is RequantRounding.FLOAT64, zp, lo, hi, nchunks,
+    )  # fmt: skip
+
+
+def _fused_bias_fits(plan: _FusedConv, bias: npt.NDArray[np.int32] | None) -> bool:
+    """Whether the fused kernel may add ``bias``: always under INT32_WRAP, else when bound + bias lies in int32."""
+    if plan.wrap:
+        return True
+    b_lo, b_hi = (0, 0) if bias is None or bias.size == 0 else (int(bias.min()), int(bias.max()))
+    return -plan.bound + b_lo >= -(2**31) and plan.bound + b_hi <= _INT32_MAX
+
+
+def _run_fused_conv(plan: _FusedConv, x: npt.NDArray[Any], bias: npt.NDArray[np.int32] | None, res: Any) -> None:
+    """The fused QLinearConv of ``x`` into ``res`` (the caller checked ``_fused_bias_fits``)."""
+    p = plan.p._replace(x=x)
+    zx, taps_h, taps_w, segs, use_rs, init, wzp = plan.operands
+    o, cg, _kh, _kw = p.oihw
+    g = p.groups
     n_ = p.nchw[0]
     oh, ow = p.out_hw
     sh, sw = p.stride
-    xp = _conv_input(p, layout, zx)
+    xp = _conv_input(p, plan.layout, zx)
     cg4 = -(-cg // 4) * 4
     cs = np.zeros((n_, xp.shape[1], xp.shape[2], g) if use_rs else (1, 1, 1, 1), np.int32)
     if use_rs:
         _conv.channel_sums(xp, g, cg4, cs)
     bias32 = np.zeros(o, np.int32) if bias is None else np.ascontiguousarray(bias, np.int32)
-    m64 = np.asarray(mult, np.float64).reshape(-1)
-    m64 = np.full(o, m64[0]) if m64.shape[0] != o else np.ascontiguousarray(m64)
-    m32 = m64.astype(np.float32)
     pixels = oh * ow
-    dst = res.reshape(n_, pixels, o) if layout is Layout.NHWC else res.reshape(n_, o, pixels).transpose(0, 2, 1)
-    bp = packed.vnni_panels()
-    items = n_ * g * bp.shape[1] * (-(-pixels // _conv.TILE_ROWS_VNNI))
-    nchunks = _conv_chunks(n_ * pixels * o * cg * kh * kw, items)
+    dst = res.reshape(n_, pixels, o) if plan.layout is Layout.NHWC else res.reshape(n_, o, pixels).transpose(0, 2, 1)
     _conv.conv_vnni_requant(
-        xp, bp, segs, taps_h, taps_w, oh, ow, sh, sw, g, cg4, o // g, init, wzp, cs, use_rs, nchunks,
-        bias32, m32, m64, rounding is RequantRounding.FLOAT64, zp, lo, hi, dst,
+        xp, plan.panels, segs, taps_h, taps_w, oh, ow, sh, sw, g, cg4, o // g, init, wzp, cs, use_rs, plan.nchunks,
+        bias32, plan.m32, plan.m64, plan.float64, plan.zp, plan.lo, plan.hi, dst,
     )  # fmt: skip
-    return True
+
+
+# The fused plans of calls with a packed weight, keyed by the identities of the (immutable) parameter objects and
+# the packed weight, the input's and bias's dtypes and shapes, and the options: a call that matches one passed
+# every check before (none of which depends on anything else) and goes straight to the kernel.  Each entry holds
+# the keyed objects, so their ids stay theirs while the entry lives.
+_QCONV_PLANS: dict[tuple[Any, ...], tuple[_FusedConv, tuple[Any, ...]]] = {}
+
+
+def _qconv_plan_key(x: object, w: object, bias: object, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    """The memo key of a qlinear_conv call, or None when the call is not of the plain kind the memo takes.
+
+    ``args``: (x_params, w_params, y_params, stride, padding, dilation, groups, layout, rounding, activation_min,
+    activation_max, multiplier_precision, accumulator) as passed."""
+    if type(x) is not np.ndarray or type(w) is not PackedConvWeight:
+        return None
+    if bias is not None and type(bias) is not np.ndarray:
+        return None
+    xq, wq, yq, stride, padding, dilation, groups, *options = args
+    if type(xq) is not QuantParams or type(wq) is not QuantParams or type(yq) is not QuantParams:
+        return None
+    if (
+        type(groups) is not int
+        or type(stride) is not tuple
+        or type(padding) is not tuple
+        or type(dilation) is not tuple
+    ):
+        return None
+    for v in (*stride, *padding, *dilation, *options):  # ints, enums and None only: no 1.0 standing for 1
+        if type(v) is not int and v is not None and not isinstance(v, Enum):
+            return None
+    bias_key = None if bias is None else (bias.dtype, bias.shape)
+    key = (id(xq), id(wq), id(yq), id(w), x.dtype, x.shape, bias_key, stride, padding, dilation, groups, *options)
+    return (*key, kernel_path(), _numba.get_num_threads())  # the plan holds the kernel family and the chunking
 
 
 # ==================================================================================================

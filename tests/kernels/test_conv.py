@@ -564,3 +564,55 @@ def test_fused_requantization_wrapping_sums(path: KernelPath, pattern: str, fuse
     expected = spec_ops.qlinear_conv(x, w, **qkwargs)
     np.testing.assert_array_equal(fast.qlinear_conv(x, w, **qkwargs), expected)
     assert (len(fused_calls) > 0) == (path is KernelPath.VNNI)
+
+
+def test_qlinear_conv_repeated_calls_take_the_plan_and_stay_exact(path: KernelPath, fused_calls: list[int]) -> None:
+    """A call with the same parameter objects, packed weight, input and bias dtypes and shapes and options as one
+    that passed every check goes straight to the fused kernel (``fast._QCONV_PLANS``).  Whatever changes between
+    such calls and is not in the key (the input's values, the bias's values, ``out``) still gives the spec's codes
+    or error; a key the memo refuses (a float stride) gets the spec's error."""
+    from refquant.spec.affine import QuantParams
+    from refquant.spec.fixed_point import RequantRounding
+    from refquant.spec.formats import INT8, UINT8
+    from refquant.spec.granularity import PerAxis
+
+    rng = np.random.default_rng(5)
+    o = c = 32
+    w = rng.integers(-128, 128, (o, 1, 1, c)).astype(np.int8)
+    packed = fast.pack_conv_weight(w, layout=Layout.NHWC)
+    kwargs: dict[str, Any] = {
+        "x_params": QuantParams(2.0**-5, 3, UINT8),
+        "w_params": QuantParams(rng.uniform(1e-3, 1e-2, o).astype(np.float32), np.zeros(o, np.int64), INT8, PerAxis(0)),
+        "y_params": QuantParams(0.37, 5, UINT8),
+        "stride": (1, 1),
+        "padding": (0, 0, 0, 0),
+        "layout": Layout.NHWC,
+        "rounding": RequantRounding.FLOAT32,
+        "activation_min": 5,
+    }
+    fast._QCONV_PLANS.clear()
+    for trial in range(4):  # new input and bias values each time, the same objects and shapes
+        x = rng.integers(0, 256, (1, 5, 7, c)).astype(np.uint8)
+        bias = rng.integers(-(2**20), 2**20, o).astype(np.int32)
+        expected = spec_ops.qlinear_conv(x, w, bias=bias, **kwargs)
+        np.testing.assert_array_equal(fast.qlinear_conv(x, packed, bias=bias, **kwargs), expected)
+        out = np.full(expected.shape, 1, np.uint8)
+        assert fast.qlinear_conv(x, packed, bias=bias, out=out, **kwargs) is out
+        np.testing.assert_array_equal(out, expected)
+        assert len(fast._QCONV_PLANS) == (1 if path is KernelPath.VNNI else 0), trial
+    assert len(fused_calls) == (8 if path is KernelPath.VNNI else 0)
+    # A bias past the int32 bound: the fused kernel does not apply; the spec's codes or its error.
+    bias = np.full(o, 2**31 - 1, np.int32)
+    expected = _qconv_outcome(spec_ops.qlinear_conv, x, w, {**kwargs, "bias": bias})
+    got = _qconv_outcome(fast.qlinear_conv, x, packed, {**kwargs, "bias": bias})
+    if isinstance(expected, tuple):
+        assert got == expected
+    else:
+        np.testing.assert_array_equal(got, expected)
+    # out sharing memory with the input: refused, as on the first call.
+    with pytest.raises(SpecError) as err:
+        fast.qlinear_conv(x, packed, bias=bias, out=x[..., :o], **kwargs)
+    assert err.value.condition == "invalid_out"
+    # A float stride never reuses the int stride's plan: the spec's own error.
+    bad = {**kwargs, "stride": (1.0, 1.0), "bias": bias}
+    assert _qconv_outcome(fast.qlinear_conv, x, packed, bad) == _qconv_outcome(spec_ops.qlinear_conv, x, w, bad)
