@@ -202,8 +202,9 @@ class QLayer:
     x_params: QuantParams
     y_params: QuantParams | None
 
-    @property
+    @cached_property
     def w_params(self) -> QuantParams:
+        """The weight parameters, built once (``refquant.fast`` recognises parameter objects it has checked)."""
         return QuantParams(self.weights.scale, 0, INT8, PerAxis(0))
 
 

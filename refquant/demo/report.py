@@ -14,7 +14,8 @@
 
 Size: float rows count 4 (2) bytes per parameter; quantized rows the packed weight codes at their width, the float32
 weight scales, the int32 biases and the activation scales and zero points (``QModel.nbytes``).  Accuracy and
-latency on the whole test split; latency is the median of ``repeats`` timed runs after one untimed run.
+latency on the whole test split; latency is the median of ``repeats`` timed runs after untimed runs for at least
+``WARMUP_SECONDS``.
 """
 
 from __future__ import annotations
@@ -146,8 +147,17 @@ class DemoResult:
     test_size: int
 
 
+WARMUP_SECONDS = 0.15
+"""Untimed calls before the timed ones, for at least this long: past the spin-wait of the BLAS worker threads of
+the float rows and the calibration before (OpenBLAS's threads busy-wait for on the order of 0.1 s after a call,
+taking both cores from Numba's threads; timed at once, an INT8 row measured up to four times slower)."""
+
+
 def _median_ms(fn: Callable[[], object], repeats: int) -> float:
+    start = time.perf_counter()
     fn()
+    while time.perf_counter() - start < WARMUP_SECONDS:
+        fn()
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()

@@ -324,7 +324,7 @@ def test_portable_path_from_the_environment() -> None:
 # --- qlinear_conv with the bias and the requantization fused into the VNNI kernel --------------------------------
 #
 # refquant.fast.qlinear_conv fuses the int32 bias and the FLOAT32 / FLOAT64 requantization into the VNNI conv
-# kernel (at least 16 output channels per group, 8- or 16-bit codes, INT32_WRAP or a bias within the int32
+# kernel (at least 8 output channels per group, 8- or 16-bit codes, INT32_WRAP or a bias within the int32
 # bound).  These tests compare it with the spec's qlinear_conv on tie- and edge-dense inputs, count that the
 # fused kernel ran, and cover the calls that must fall back to the unfused pipeline (or the spec's error).
 
@@ -616,3 +616,34 @@ def test_qlinear_conv_repeated_calls_take_the_plan_and_stay_exact(path: KernelPa
     # A float stride never reuses the int stride's plan: the spec's own error.
     bad = {**kwargs, "stride": (1.0, 1.0), "bias": bias}
     assert _qconv_outcome(fast.qlinear_conv, x, packed, bad) == _qconv_outcome(spec_ops.qlinear_conv, x, w, bad)
+
+
+@pytest.mark.parametrize(("o", "groups"), [(8, 1), (12, 1), (15, 1), (16, 2), (24, 3), (7, 1)])
+def test_narrow_output_channels(path: KernelPath, o: int, groups: int, fused_calls: list[int]) -> None:
+    """8 to 15 output channels per group run on the VNNI kernels (panels of 64 mostly padding), fewer stay portable:
+    conv2d_int and the fused qlinear_conv give the spec's values either way."""
+    from refquant.spec.affine import QuantParams
+    from refquant.spec.fixed_point import RequantRounding
+    from refquant.spec.formats import INT8, UINT8
+
+    rng = np.random.default_rng(o * 10 + groups)
+    c = 6 * groups
+    for layout in Layout:
+        x = rng.integers(0, 256, (2, c, 9, 7)).astype(np.uint8)
+        w = rng.integers(-128, 128, (o, c // groups, 3, 3)).astype(np.int8)
+        if layout is Layout.NHWC:
+            x, w = np.ascontiguousarray(x.transpose(0, 2, 3, 1)), np.ascontiguousarray(w.transpose(0, 2, 3, 1))
+        _same(x, w, x_zero_point=3, w_zero_point=-2, padding=(1, 1, 1, 1), groups=groups, layout=layout)
+        kwargs = {
+            "x_params": QuantParams(2.0**-4, 100, UINT8),
+            "w_params": QuantParams(2.0**-5, 0, INT8),
+            "y_params": QuantParams(0.75, 128, UINT8),
+            "bias": rng.integers(-5000, 5000, o).astype(np.int32),
+            "padding": (1, 0, 1, 2),
+            "groups": groups,
+            "layout": layout,
+            "rounding": RequantRounding.FLOAT32,
+            "activation_min": 128,
+        }
+        _qconv_same(x, w, kwargs)
+    assert (len(fused_calls) > 0) == (path is KernelPath.VNNI and o // groups >= 8)
