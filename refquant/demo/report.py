@@ -379,8 +379,13 @@ def plot_accuracy(result: DemoResult, path: str, /) -> None:
             "o" if not qat else "s",
             label="QAT" if qat else "PTQ",
         )
+        labels: dict[float, list[Row]] = {}
         for r in rows:
-            ax.annotate(r.name, (r.bits, 100 * r.accuracy), fontsize=6)
+            labels.setdefault(r.bits, []).append(r)
+        for bits, same in labels.items():  # one label per width: the INT8 rows (one per observer) share theirs
+            top = max(same, key=lambda r: r.accuracy)
+            name = top.name if len(same) == 1 else f"{top.name.split(' (')[0]} ({len(same)} rows)"
+            ax.annotate(name, (bits, 100 * top.accuracy), fontsize=6, xytext=(3, 3), textcoords="offset points")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("weight bits (mean over weights)")
     ax.set_ylabel("test accuracy (%)")

@@ -301,3 +301,11 @@ def test_all_zero_channel() -> None:
     with pytest.raises(SpecError) as info:
         quantize_weight(w, WeightScheme.BINARY)  # +-alpha cannot be 0
     assert info.value.condition == "scale_not_positive"
+
+
+def test_plot_accuracy_writes_a_png(small_run: tuple[DemoResult, list[str]], tmp_path: Path) -> None:
+    """With matplotlib itself (the demo extra installs it): a PNG file, one label per weight width."""
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "acc.png"
+    plot_accuracy(small_run[0], str(path))
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
