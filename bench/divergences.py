@@ -149,8 +149,11 @@ def spec_sections(path: Path = SPEC_DIVERGENCES) -> dict[int, tuple[str, str]]:
 # (peer or "*", op or "*", a regular expression on the cause) -> section of docs/spec/divergences.md
 # (peer or "*", op prefix or "*", a regular expression on "<cause> [<why tag of the first record>]") -> section
 SECTION_RULES: Final[list[tuple[str, str, str, int]]] = [
+    ("*", "*", r"raises (scale_not_positive|scale_not_finite|empty_output)", 20),
+    ("onnx", "matmul_int", r"refuses a record", 20),
+    ("ml_dtypes", "*", r"overflow=wrap", 20),
+    ("torch", "fake_quantize", r"\[subnormal\]", 20),
     ("*", "*", r"nan_input|reciprocal_not_finite", 5),
-    ("torch", "fake_quantize", r"\[subnormal\]", 5),
     ("torch", "quantize", r"zero_point_order=|scale_application=|no alternative", 4),
     ("*", "fake_quantize", r"scale_application=reciprocal_multiply", 2),
     ("*", "*", r"zero_point_order=", 3),
