@@ -165,6 +165,14 @@ ALL_KERNELS = textwrap.dedent(
     acc32 = np.arange(-5000, 5000, dtype=np.int32)
     for r in RequantRounding:
         fast.requantize(acc32, 0.0123, rounding=r)
+    for layout in Layout:  # qlinear_conv with the requantization fused into the VNNI conv kernel
+        x = np.ones((1, 8, 9, 9), np.uint8) if layout is Layout.NCHW else np.ones((1, 9, 9, 8), np.uint8)
+        w = np.ones((64, 8, 3, 3), np.int8) if layout is Layout.NCHW else np.ones((64, 3, 3, 8), np.int8)
+        for r in (RequantRounding.FLOAT32, RequantRounding.FLOAT64):
+            for y in (QuantParams(0.5, 3, UINT8), QuantParams(0.5, 3, INT8)):
+                fast.qlinear_conv(x, w, x_params=QuantParams(0.1, 2, UINT8), w_params=QuantParams(0.1, 0, INT8),
+                                  y_params=y, bias=np.ones(64, np.int32), padding=(1, 1, 1, 1), layout=layout,
+                                  rounding=r)
     print(time.perf_counter() - t0)
     """
 )
@@ -336,7 +344,7 @@ def main() -> None:
         )
         extra = (
             f"Compile: every kernel signature the API uses (GEMM and conv on both kernel paths, 4 dtype pairs, every "
-            f"accumulator, quantize/dequantize/requantize) compiled in {cold:.1f} s in a fresh process with an empty "
+            f"accumulator, quantize/dequantize/requantize, qlinear_conv's fused requantization) compiled in {cold:.1f} s in a fresh process with an empty "
             f"`NUMBA_CACHE_DIR`; the first 64x64x64 `matmul_int` in a new process with that warm cache took "
             f"{first * 1e3:.1f} ms (median of 3; import of refquant.fast not included), after Numba's one-time start-up in the process, "
             f"which took {start * 1e3:.1f} ms (measured on a trivial cached kernel: typing and target contexts)."

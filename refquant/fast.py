@@ -1665,6 +1665,7 @@ def _bias_fits(acc: npt.NDArray[np.int32], bias: npt.NDArray[np.int32], p: Any) 
     return int(acc.min()) + b_lo >= -(2**31) and int(acc.max()) + b_hi <= _INT32_MAX
 
 
+_UNSIGNED_VIEW = {np.dtype(np.int8): np.uint8, np.dtype(np.int16): np.uint16}
 _FUSED_CODE_DTYPES = frozenset(np.dtype(t) for t in (np.int8, np.uint8, np.int16, np.uint16))
 
 
@@ -1756,7 +1757,13 @@ def _run_fused_conv(plan: _FusedConv, x: npt.NDArray[Any], bias: npt.NDArray[np.
         _conv.channel_sums(xp, g, cg4, cs)
     bias32 = np.zeros(o, np.int32) if bias is None else np.ascontiguousarray(bias, np.int32)
     pixels = oh * ow
-    dst = res.reshape(n_, pixels, o) if plan.layout is Layout.NHWC else res.reshape(n_, o, pixels).transpose(0, 2, 1)
+    # Signed codes are written through an unsigned view of the same width (the kernel's store truncates to the
+    # width, and every value lies in the format's range, so the bytes are the signed codes): one compiled kernel
+    # per width and layout instead of two.
+    codes = res.view(_UNSIGNED_VIEW[res.dtype]) if res.dtype.kind == "i" else res
+    dst = (
+        codes.reshape(n_, pixels, o) if plan.layout is Layout.NHWC else codes.reshape(n_, o, pixels).transpose(0, 2, 1)
+    )
     _conv.conv_vnni_requant(
         xp, plan.panels, segs, taps_h, taps_w, oh, ow, sh, sw, g, cg4, o // g, init, wzp, cs, use_rs, plan.nchunks,
         bias32, plan.m32, plan.m64, plan.float64, plan.zp, plan.lo, plan.hi, dst,

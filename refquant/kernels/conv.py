@@ -485,7 +485,8 @@ def _conv_vnni_requant_body(
     Each 6x64 tile is computed into a private int32 scratch (as the VNNI driver computes it), then
     per element ``a = int32(acc + bias[oc])`` (wrapping), ``r = rint(float32(a) * m32[oc])`` (or
     ``rint(float64(a) * m64[oc])`` with ``mode64``), ``clamp(r, lo - zp, hi - zp) + zp`` written to
-    ``out[n, p, oc]`` (any strides: NHWC, or NCHW seen as ``[N, P, OC]``).  These are the FLOAT32 /
+    ``out[n, p, oc]`` (any strides: NHWC, or NCHW seen as ``[N, P, OC]``; the store truncates to ``out``'s
+    width, so signed codes may be written through an unsigned view of the same width).  These are the FLOAT32 /
     FLOAT64 requantization steps of ``refquant.kernels.requant`` (no element is unpredictable there).
     """
     n_, hp, wp, cpix = xp.shape
