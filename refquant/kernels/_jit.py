@@ -32,6 +32,7 @@ __all__ = [
     "host_has_avx512vnni",
     "kernel_path",
     "njit",
+    "njit_inline",
     "njit_parallel",
     "parallel_threshold",
     "prefer_wide_vectors",
@@ -45,6 +46,11 @@ _OPTIONS: dict[str, Any] = {"cache": True, "nogil": True, "error_model": "numpy"
 def njit(func: Callable[..., Any]) -> Any:
     """Compile ``func`` serially with the fixed options (``cache=True``, IEEE semantics)."""
     return numba.njit(**_OPTIONS)(func)
+
+
+def njit_inline(func: Callable[..., Any]) -> Any:
+    """``njit`` for a small helper of a kernel loop, inlined into its callers at Numba IR level."""
+    return numba.njit(inline="always", **_OPTIONS)(func)
 
 
 def njit_parallel(func: Callable[..., Any]) -> Any:

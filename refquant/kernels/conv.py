@@ -48,7 +48,7 @@ from numba import prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from refquant.kernels._jit import njit_parallel, prefer_wide_vectors
+from refquant.kernels._jit import njit_inline, njit_parallel, prefer_wide_vectors
 
 __all__ = [
     "TILE_COLS",
@@ -359,6 +359,34 @@ def channel_sums(xp, groups, cg4, cs):
                 cs[n, h, w, g] = s
 
 
+@njit_inline
+def _tile_rows(
+    item, ntiles, npanels, groups, pixels, ow_, hp, wp, sh, sw, cpix, cg4, x_base, use_rs, cs, taps_h, taps_w, rows, rs
+):
+    """Work item ``item`` of the VNNI drivers (tile-major within panel, group, image) as ``(n, g, pb, p0, nrows)``;
+    fills ``rows`` with the byte addresses of the tile's 6 patch bases in ``xp`` (the last valid row repeated past
+    ``nrows``) and, with ``use_rs``, ``rs`` with their patch sums from ``cs``."""
+    t = item % ntiles
+    rest = item // ntiles
+    pb = rest % npanels
+    rest = rest // npanels
+    g = rest % groups
+    n = rest // groups
+    p0 = t * 6
+    nrows = min(6, pixels - p0)
+    for r in range(6):
+        p = p0 + min(r, nrows - 1)
+        oh = p // ow_
+        ow = p - oh * ow_
+        rows[r] = x_base + (((n * hp + oh * sh) * wp + ow * sw) * cpix + g * cg4)
+        if use_rs:
+            s = np.int32(0)
+            for tap in range(taps_h.shape[0]):
+                s += cs[n, oh * sh + taps_h[tap], ow * sw + taps_w[tap], g]
+            rs[r] = s
+    return n, g, pb, p0, nrows
+
+
 def _conv_vnni_body(
     xp, bp, segs, taps_h, taps_w, oh_, ow_, sh, sw, groups, cg4, ocg, init, wz, cs, use_rs, nchunks, out
 ):
@@ -374,7 +402,6 @@ def _conv_vnni_body(
     npanels = bp.shape[1]
     nseg = segs.shape[0]
     kq = bp.shape[2] // nseg  # k-quads per segment: one tap's channel run, or a kernel row's merged runs
-    ntaps = taps_h.shape[0]
     oc_total = out.shape[2]
     pixels = oh_ * ow_
     ntiles = (pixels + 5) // 6
@@ -397,24 +424,10 @@ def _conv_vnni_body(
         rs_addr = np.int64(rs.ctypes.data)
         scratch_addr = np.int64(scratch.ctypes.data)
         for item in range(chunk * per, min(items, chunk * per + per)):
-            t = item % ntiles
-            rest = item // ntiles
-            pb = rest % npanels
-            rest = rest // npanels
-            g = rest % groups
-            n = rest // groups
-            p0 = t * 6
-            nrows = min(6, pixels - p0)
-            for r in range(6):
-                p = p0 + min(r, nrows - 1)
-                oh = p // ow_
-                ow = p - oh * ow_
-                rows[r] = x_base + (((n * hp + oh * sh) * wp + ow * sw) * cpix + g * cg4)
-                if use_rs:
-                    s = np.int32(0)
-                    for tap in range(ntaps):
-                        s += cs[n, oh * sh + taps_h[tap], ow * sw + taps_w[tap], g]
-                    rs[r] = s
+            n, g, pb, p0, nrows = _tile_rows(
+                item, ntiles, npanels, groups, pixels, ow_, hp, wp, sh, sw, cpix, cg4, x_base, use_rs, cs, taps_h, taps_w,
+                rows, rs,
+            )  # fmt: skip
             col0 = g * ocg + pb * 64
             ncols = min(64, ocg - pb * 64)
             # addresses by arithmetic (bp, init and wz are C-contiguous): no array views in the tile loop
@@ -493,7 +506,6 @@ def _conv_vnni_requant_body(
     npanels = bp.shape[1]
     nseg = segs.shape[0]
     kq = bp.shape[2] // nseg  # k-quads per segment: one tap's channel run, or a kernel row's merged runs
-    ntaps = taps_h.shape[0]
     pixels = oh_ * ow_
     ntiles = (pixels + 5) // 6
     items = n_ * groups * npanels * ntiles
@@ -519,24 +531,10 @@ def _conv_vnni_requant_body(
         rs_addr = np.int64(rs.ctypes.data)
         scratch_addr = np.int64(scratch.ctypes.data)
         for item in range(chunk * per, min(items, chunk * per + per)):
-            t = item % ntiles
-            rest = item // ntiles
-            pb = rest % npanels
-            rest = rest // npanels
-            g = rest % groups
-            n = rest // groups
-            p0 = t * 6
-            nrows = min(6, pixels - p0)
-            for r in range(6):
-                p = p0 + min(r, nrows - 1)
-                oh = p // ow_
-                ow = p - oh * ow_
-                rows[r] = x_base + (((n * hp + oh * sh) * wp + ow * sw) * cpix + g * cg4)
-                if use_rs:
-                    s = np.int32(0)
-                    for tap in range(ntaps):
-                        s += cs[n, oh * sh + taps_h[tap], ow * sw + taps_w[tap], g]
-                    rs[r] = s
+            n, g, pb, p0, nrows = _tile_rows(
+                item, ntiles, npanels, groups, pixels, ow_, hp, wp, sh, sw, cpix, cg4, x_base, use_rs, cs, taps_h, taps_w,
+                rows, rs,
+            )  # fmt: skip
             col0 = g * ocg + pb * 64
             ncols = min(64, ocg - pb * 64)
             # addresses by arithmetic (bp, init and wz are C-contiguous): no array views in the tile loop
