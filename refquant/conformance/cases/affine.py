@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Final
 
 import numpy as np
@@ -52,6 +53,22 @@ def _params(fmt: str, **extra: Any) -> dict[str, Any]:
 
 def _qp(scale: float | list[float], zp: int | list[int]) -> dict[str, Any]:
     return {"scale": np.array(scale, F32), "zero_point": np.array(zp, np.int64)}
+
+
+def _per_axis_ties(shape: tuple[int, ...], axis: int) -> Callable[[Draws], dict[str, Any]]:
+    """Inputs of a per-axis int8 record along ``axis`` of ``shape``: scales ``2**e * {1, 0.75, 0.1}``, zero points
+    anywhere in int8, and ``x`` on integers and half-integers (ties) of its channel's scale, reaching saturation."""
+    n = shape[axis]
+    others = tuple(d for d in range(len(shape)) if d != axis % len(shape))
+
+    def per_axis(r: Draws) -> dict[str, Any]:
+        scale = (2.0 ** r.integers(-6, 2, n) * r.choice([1.0, 0.75, 0.1], n)).astype(F32)
+        zp = r.integers(-128, 128, n)
+        k = r.integers(-140, 140, shape) + r.choice([0.0, 0.5], shape)
+        x = k * np.expand_dims(scale, others)
+        return {"x": x.astype(F32), "scale": scale, "zero_point": zp.astype(np.int64)}
+
+    return per_axis
 
 
 def _quantize(b: Builder) -> None:
@@ -149,16 +166,7 @@ def _quantize(b: Builder) -> None:
     for shape in ((2, 3, 5), (5, 3, 2), (4, 7), (3, 1, 4)):
         for axis in range(-len(shape), len(shape)):
             gran = granularity_params(PerAxis(axis))
-            n = shape[axis]
-
-            def per_axis(r: Draws, shape: tuple[int, ...] = shape, n: int = n, axis: int = axis) -> dict[str, Any]:
-                scale = (2.0 ** r.integers(-6, 2, n) * r.choice([1.0, 0.75, 0.1], n)).astype(F32)
-                zp = r.integers(-128, 128, n)
-                k = r.integers(-140, 140, shape) + r.choice([0.0, 0.5], shape)
-                x = k * np.expand_dims(scale, tuple(d for d in range(len(shape)) if d != axis % len(shape)))
-                return {"x": x.astype(F32), "scale": scale, "zero_point": zp.astype(np.int64)}
-
-            b.add(g, "quantize", "distinct_dims", "int8", {"fmt": "int8", **gran}, per_axis)
+            b.add(g, "quantize", "distinct_dims", "int8", {"fmt": "int8", **gran}, _per_axis_ties(shape, axis))
     # Per-block with a ragged last block, along each axis.
     for shape, axis, block in (((3, 10), 1, 4), ((10, 3), 0, 4), ((2, 7, 3), 1, 3), ((2, 5), -1, 2), ((4, 6), 1, 6)):
         pb = PerBlock(axis, block)
@@ -297,16 +305,14 @@ def _fake_quantize(b: Builder) -> None:
         b.add(g, o, "rounding_mode", "int8", _params("int8", rounding="stochastic"), stochastic)
     for shape in ((2, 3, 5), (5, 3, 2)):
         for axis in range(-len(shape), len(shape)):
-            n = shape[axis]
-
-            def per_axis(r: Draws, shape: tuple[int, ...] = shape, n: int = n, axis: int = axis) -> dict[str, Any]:
-                scale = (2.0 ** r.integers(-6, 2, n) * r.choice([1.0, 0.75, 0.1], n)).astype(F32)
-                zp = r.integers(-128, 128, n)
-                k = r.integers(-140, 140, shape) + r.choice([0.0, 0.5], shape)
-                x = k * np.expand_dims(scale, tuple(d for d in range(len(shape)) if d != axis % len(shape)))
-                return {"x": x.astype(F32), "scale": scale, "zero_point": zp.astype(np.int64)}
-
-            b.add(g, o, "distinct_dims", "int8", {"fmt": "int8", **granularity_params(PerAxis(axis))}, per_axis)
+            b.add(
+                g,
+                o,
+                "distinct_dims",
+                "int8",
+                {"fmt": "int8", **granularity_params(PerAxis(axis))},
+                _per_axis_ties(shape, axis),
+            )
     for bshape, axis, block in (((3, 10), 1, 4), ((10, 3), 0, 4), ((2, 7, 3), 1, 3)):
         nb = -(-bshape[axis] // block)
 
