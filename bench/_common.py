@@ -395,7 +395,7 @@ import numpy as _np
 import refquant.fast
 from refquant.kernels import gemm as _gemm
 _t = _time.perf_counter()
-_gemm.rowsum_u8(_np.zeros((1, 1, 4), _np.uint8), _np.zeros((1, 1), _np.int64))
+_gemm.prepare_lhs(_np.zeros((1, 1, 4), _np.uint8), 0, 4, _np.zeros((1, 1, 4), _np.uint8), _np.zeros((1, 1), _np.int64), False)
 numba_start = _time.perf_counter() - _t
 """
 """Prefix of every first-call probe: Numba's one-time start-up in a process (typing and target

@@ -39,6 +39,7 @@ from refquant.kernels import lowbit as _lowbit
 from refquant.kernels import quant as _kq
 from refquant.kernels import requant as _kr
 from refquant.kernels._jit import KernelPath, kernel_path, parallel_threshold
+from refquant.kernels.fma import PMR, PW
 from refquant.kernels.vnni import MR, NR
 from refquant.spec import affine as _affine
 from refquant.spec import binary as _bin
@@ -146,9 +147,9 @@ class PackedRhs:
     Attributes
     ----------
     data:
-        The packed signed bytes ``Bs = rhs - 128 * (dtype is uint8)``: 48-column panels ``[K/4][48][4]``
-        per batch for ``KernelPath.VNNI``, ``Bs`` transposed (columns padded to a multiple of 4) for
-        ``KernelPath.PORTABLE``.  Read-only.
+        The packed signed bytes ``Bs = rhs - 128 * (dtype is uint8)``: 48-column panels
+        ``[K/4][48][4]`` per batch for ``KernelPath.VNNI``, 32-column panels ``[K][32]`` (zero in
+        the padding columns) for ``KernelPath.PORTABLE``.  Read-only.
     colsum:
         ``sum_k Bs[..., k, n]`` per batch and column, int64 ``(batch, N)``.
     shape, dtype:
@@ -251,10 +252,11 @@ def pack_rhs(rhs: npt.ArrayLike, /, *, rhs_zero_point: npt.ArrayLike = 0) -> Pac
         data = _aligned_empty((nb, (n + NR - 1) // NR, ((k + 3) // 4) * 4 * NR), np.int8)
         _gemm.pack_rhs_vnni(b3, flip, data, colsum)
     else:
-        data = np.empty((nb, ((n + _gemm.PR - 1) // _gemm.PR) * _gemm.PR, k), np.int8)
+        data = _aligned_empty((nb, (n + PW - 1) // PW, k * PW), np.int8)
         _gemm.pack_rhs_portable(b3, flip, data, colsum)
     beta = np.broadcast_to(flip - zb, (nb, n)).astype(np.int64)  # cb - zb
     tcol = colsum + beta * k
+    width = NR if layout is KernelPath.VNNI else PW
     if b.size:
         lo, hi = int(b.min()), int(b.max())
         zlo, zhi = int(zb.min()), int(zb.max())
@@ -272,17 +274,17 @@ def pack_rhs(rhs: npt.ArrayLike, /, *, rhs_zero_point: npt.ArrayLike = 0) -> Pac
         _beta=_readonly(beta),
         _tcol=_readonly(tcol),
         _need_rsum=bool(np.any(beta)),
-        _beta32=_readonly(_panel_padded32(beta)),  # modulo 2**32: the VNNI tile's column terms
-        _tcol32=_readonly(_panel_padded32(tcol)),
+        _beta32=_readonly(_panel_padded32(beta, width)),  # modulo 2**32: the tiles' column terms
+        _tcol32=_readonly(_panel_padded32(tcol, width)),
     )
 
 
-def _vnni_groups_per_task(nb: int, m: int, n: int) -> int:
-    """Row groups per task of the VNNI driver: tasks are (batch, panel, chunk of row groups), and the
-    row groups of a panel are split into chunks only when there are too few panels (fewer than 8) to
-    give every thread several tasks."""
-    mg = -(-m // MR)
-    chunks = min(mg, max(1, -(-8 // (nb * -(-n // NR)))))
+def _groups_per_task(nb: int, m: int, n: int, rows: int, width: int) -> int:
+    """Row groups per task of the VNNI and portable drivers (tiles of ``rows`` x ``width``): tasks are
+    (batch, panel, chunk of row groups), and the row groups of a panel are split into chunks only when
+    there are too few panels (fewer than 8) to give every thread several tasks."""
+    mg = -(-m // rows)
+    chunks = min(mg, max(1, -(-8 // (nb * -(-n // width)))))
     return -(-mg // chunks)
 
 
@@ -307,9 +309,9 @@ def _vnni_fused_split(nb: int, m: int, n: int, k: int, serial: bool) -> tuple[in
     return rpt, -(-panels // chunks)
 
 
-def _panel_padded32(v: _I64) -> npt.NDArray[np.int32]:
-    """``v`` (batch, N) modulo 2**32 as int32, zero-padded to whole NR-column panels."""
-    out = np.zeros((v.shape[0], -(-v.shape[1] // NR) * NR), np.int32)
+def _panel_padded32(v: _I64, width: int) -> npt.NDArray[np.int32]:
+    """``v`` (batch, N) modulo 2**32 as int32, zero-padded to whole ``width``-column panels."""
+    out = np.zeros((v.shape[0], -(-v.shape[1] // width) * width), np.int32)
     out[:, : v.shape[1]] = v.astype(np.int32)  # C cast of int64 to int32: the value modulo 2**32
     return out
 
@@ -449,8 +451,8 @@ def matmul_int(
     flip = 128 if a.dtype == np.int8 else 0
     vnni = packed.layout is KernelPath.VNNI
     exact_path = not fits and accumulator is not Accumulator.INT32_WRAP
-    # alpha = za + oa per output row: int32 for the VNNI tile (|alpha| <= 383, exact), int64 otherwise
-    alpha_dtype = np.int32 if vnni and not exact_path else np.int64
+    # alpha = za + oa per output row: int32 for the tiles (|alpha| <= 383, exact), int64 for the exact path
+    alpha_dtype = np.int64 if exact_path else np.int32
     alpha: npt.NDArray[Any]
     if za.ndim == 0 and alpha_dtype is np.int32:
         alpha = _const_rows32(int(za) + flip, nb, m)
@@ -477,7 +479,7 @@ def matmul_int(
     if vnni and flip == 0 and kp == k and not need_rsum and a3.flags.c_contiguous:
         # the lhs already is the tile's unsigned bytes and no row sum is needed: read in place
         kern = _gemm.gemm_vnni_serial if serial else _gemm.gemm_vnni
-        gpt = _vnni_groups_per_task(nb, m, n)
+        gpt = _groups_per_task(nb, m, n, MR, NR)
         kern(a3, packed.data, ai, bi, _zero_rows32(a3.shape[0], m), alpha, packed._beta32, packed._tcol32, gpt, acc)
     elif vnni:
         # each task shifts (XOR 0x80 for int8), pads and sums its own rows inside the GEMM's parallel
@@ -486,21 +488,15 @@ def matmul_int(
         kern = _gemm.gemm_vnni_fused_serial if serial else _gemm.gemm_vnni_fused
         kern(a3, flip, need_rsum, packed.data, ai, bi, alpha, packed._beta32, packed._tcol32, rpt, ppt, acc)
     else:
-        # a large lhs is prepared on all threads (serially it cost ~10% of a 1024**3 GEMM on 2 threads)
+        # the lhs as float32 (the portable tile's operand) and its row sums; a large lhs is prepared on all
+        # threads (serially it cost ~10% of a 1024**3 GEMM on 2 threads)
         par_prep = a3.size >= 1 << 18 and not serial
-        if flip == 0 and a3.flags.c_contiguous:
-            au = a3
-            rsum = np.empty((a3.shape[0], m), np.int64)
-            if need_rsum:
-                _gemm.rowsum_u8(au, rsum)
-            else:
-                rsum[...] = 0
-        else:
-            au = _scratch("gemm_lhs", (a3.shape[0], m, k), np.uint8)
-            rsum = np.empty((a3.shape[0], m), np.int64)
-            (_gemm.prepare_lhs_par if par_prep else _gemm.prepare_lhs)(a3, flip, k, au, rsum, need_rsum)
+        af = _scratch("gemm_lhs_f32", (a3.shape[0], m, k), np.float32)
+        rsum = _scratch("gemm_rsum", (a3.shape[0], m), np.int32)
+        (_gemm.prepare_lhs_f32_par if par_prep else _gemm.prepare_lhs_f32)(a3, flip, af, rsum, need_rsum)
         kern = _gemm.gemm_portable_serial if serial else _gemm.gemm_portable
-        kern(au, packed.data, ai, bi, rsum, alpha, beta, packed._tcol, acc)
+        gpt = _groups_per_task(nb, m, n, PMR, PW)
+        kern(af, packed.data, ai, bi, rsum, alpha, packed._beta32, packed._tcol32, gpt, acc)
     if dtype is not np.int32:
         res[...] = acc.reshape(out_shape)
     return res

@@ -29,6 +29,7 @@ from numba.extending import intrinsic as _intrinsic
 
 __all__ = [
     "KernelPath",
+    "host_has_avx512",
     "host_has_avx512vnni",
     "kernel_path",
     "njit",
@@ -83,12 +84,21 @@ class KernelPath(enum.Enum):
 _FEATURES: dict[str, bool] | None = None
 
 
-def host_has_avx512vnni() -> bool:
-    """True when llvmlite reports ``avx512vnni`` (and ``avx512bw``) for the host CPU."""
+def _host_feature(name: str) -> bool:
     global _FEATURES
     if _FEATURES is None:
         _FEATURES = {k: bool(v) for k, v in _llvm_binding.get_host_cpu_features().items()}
-    return _FEATURES.get("avx512vnni", False) and _FEATURES.get("avx512bw", False)
+    return _FEATURES.get(name, False)
+
+
+def host_has_avx512vnni() -> bool:
+    """True when llvmlite reports ``avx512vnni`` (and ``avx512bw``) for the host CPU."""
+    return _host_feature("avx512vnni") and _host_feature("avx512bw")
+
+
+def host_has_avx512() -> bool:
+    """True when llvmlite reports ``avx512f`` (32 vector registers of 512 bits) for the host CPU."""
+    return _host_feature("avx512f")
 
 
 _FORCED: KernelPath | None = None

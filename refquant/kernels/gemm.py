@@ -26,7 +26,8 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from refquant.kernels._jit import njit, njit_parallel, prefer_wide_vectors
+from refquant.kernels._jit import njit, njit_parallel
+from refquant.kernels.fma import PMR, PW, ptile_1, ptile_4, ptile_main
 from refquant.kernels.vnni import (
     MR,
     NR,
@@ -57,7 +58,6 @@ from refquant.kernels.vnni import (
 )
 
 __all__ = [
-    "PR",
     "centered_gemm",
     "gemm_portable",
     "gemm_portable_serial",
@@ -68,29 +68,25 @@ __all__ = [
     "pack_rhs_portable",
     "pack_rhs_vnni",
     "prepare_lhs",
-    "prepare_lhs_par",
-    "rowsum_u8",
+    "prepare_lhs_f32",
+    "prepare_lhs_f32_par",
     "unpack_portable",
     "unpack_vnni",
 ]
-
-PR = 4
-"""Rows and columns of the portable register tile (4 x 4 outputs, 16 accumulators)."""
-
 
 # --------------------------------------------------------------------------------------------------
 # operand preparation
 
 
 @njit
-def _row_sum(row, k):  # type: ignore[no-untyped-def]
-    """Exact ``sum(row[:k])`` of uint8 values: int32 partial sums over 8192-byte chunks (vectorizes), int64 total."""
+def _row_sum(row, k, fx):  # type: ignore[no-untyped-def]
+    """Exact ``sum(row[:k] XOR fx)`` of uint8 values: int32 partial sums over 8192-byte chunks (vectorizes), int64 total."""
     total = np.int64(0)
     for c0 in range(0, k, 8192):
         seg = row[c0 : min(k, c0 + 8192)]  # a loop over a slice vectorizes, one over range(c0, c1) did not (16x slower)
         s = np.int32(0)
         for c in range(seg.shape[0]):
-            s = np.int32(s + np.int32(seg[c]))
+            s = np.int32(s + np.int32(seg[c] ^ fx))
         total += np.int64(s)
     return total
 
@@ -113,33 +109,38 @@ def prepare_lhs(a, flip, kp, au, rsum, need_rsum):  # type: ignore[no-untyped-de
                 row[c] = src[c] ^ fx
             for c in range(k, kp):
                 row[c] = 0
-            rsum[b, i] = _row_sum(row, k) if need_rsum else 0
+            rsum[b, i] = _row_sum(row, k, np.uint8(0)) if need_rsum else 0
+
+
+@njit
+def _prepare_row_f32(src, fx, dst, k):  # type: ignore[no-untyped-def]
+    for c in range(k):
+        dst[c] = np.float32(src[c] ^ fx)
+
+
+@njit
+def prepare_lhs_f32(a, flip, af, rsum, need_rsum):  # type: ignore[no-untyped-def]
+    """The portable tile's lhs: ``af[b, i, :] = float32(a[b, i, :] XOR flip)`` and, with ``need_rsum``,
+    ``rsum[b, i] = sum(a[b, i, :] XOR flip)`` modulo 2**32 (int32; 0 otherwise).  ``a`` is a 3-D uint8
+    view (any strides), ``flip`` 0 or 128."""
+    nb, m, k = a.shape
+    fx = np.uint8(flip)
+    for b in range(nb):
+        for i in range(m):
+            _prepare_row_f32(a[b, i], fx, af[b, i], k)
+            rsum[b, i] = np.int32(_row_sum(a[b, i], k, fx)) if need_rsum else 0
 
 
 @njit_parallel
-def prepare_lhs_par(a, flip, kp, au, rsum, need_rsum):  # type: ignore[no-untyped-def]
-    """``prepare_lhs`` with the rows split over Numba's threads (large lhs)."""
+def prepare_lhs_f32_par(a, flip, af, rsum, need_rsum):  # type: ignore[no-untyped-def]
+    """``prepare_lhs_f32`` with the rows split over Numba's threads (large lhs)."""
     nb, m, k = a.shape
     fx = np.uint8(flip)
     for t in prange(nb * m):
         b = t // m
         i = t - b * m
-        row = au[b, i]
-        src = a[b, i]
-        for c in range(k):
-            row[c] = src[c] ^ fx
-        for c in range(k, kp):
-            row[c] = 0
-        rsum[b, i] = _row_sum(row, k) if need_rsum else 0
-
-
-@njit
-def rowsum_u8(a, rsum):  # type: ignore[no-untyped-def]
-    """``rsum[b, i] = sum(a[b, i, :])`` for a 3-D uint8 array."""
-    nb, m, k = a.shape
-    for b in range(nb):
-        for i in range(m):
-            rsum[b, i] = _row_sum(a[b, i], k)
+        _prepare_row_f32(a[b, i], fx, af[b, i], k)
+        rsum[b, i] = np.int32(_row_sum(a[b, i], k, fx)) if need_rsum else 0
 
 
 @njit
@@ -178,29 +179,35 @@ def unpack_vnni(bp, k, n, bs):  # type: ignore[no-untyped-def]
 
 
 @njit
-def pack_rhs_portable(bu, flip, bt, colsum):  # type: ignore[no-untyped-def]
-    """``bt[b, j, k] = Bs[b, k, j]`` (int8, ``(nb, ceil(N/4)*4, K)``, padding rows zero) and the column sums."""
+def pack_rhs_portable(bu, flip, bf, colsum):  # type: ignore[no-untyped-def]
+    """Pack ``Bs = bu XOR flip`` (3-D uint8 view ``(nb, K, N)``) into ``PW``-column panels ``[K][PW]``.
+
+    ``bf`` is ``(nb, ceil(N/PW), K * PW)`` int8 (padding columns zero), ``colsum`` ``(nb, N)`` int64
+    receives ``sum_k Bs``.
+    """
     nb, k, n = bu.shape
     fx = np.uint8(flip)
-    bt[:] = 0
+    bf[:] = 0
     for b in range(nb):
         for j in range(n):
             colsum[b, j] = 0
         for kk in range(k):
             for j in range(n):
                 v = np.int8(bu[b, kk, j] ^ fx)
-                bt[b, j, kk] = v
+                p = j // PW
+                bf[b, p, kk * PW + j - p * PW] = v
                 colsum[b, j] += np.int64(v)
 
 
 @njit
-def unpack_portable(bt, k, n, bs):  # type: ignore[no-untyped-def]
-    """Inverse of ``pack_rhs_portable``."""
-    nb = bt.shape[0]
+def unpack_portable(bf, k, n, bs):  # type: ignore[no-untyped-def]
+    """Inverse of ``pack_rhs_portable``: ``bs[b, k, j] = Bs`` (int8, ``(nb, K, N)``)."""
+    nb = bf.shape[0]
     for b in range(nb):
         for kk in range(k):
             for j in range(n):
-                bs[b, kk, j] = bt[b, j, kk]
+                p = j // PW
+                bs[b, kk, j] = np.int8(bf[b, p, kk * PW + j - p * PW])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -368,7 +375,7 @@ def _vnni_task_fused(t, a, flip, need_rsum, bp, ai, bi, alpha, beta, tcol, rpt, 
         for c in range(k, kp):
             dst[c] = 0
         if need_rsum:
-            rsb[r] = np.int32(_row_sum(dst, k))
+            rsb[r] = np.int32(_row_sum(dst, k, np.uint8(0)))
     tile = np.empty((MR, NR), dtype=np.int32)
     width = beta.shape[1]
     for p in range(pc * ppt, min(np_, pc * ppt + ppt)):
@@ -420,89 +427,76 @@ def gemm_vnni_fused_serial(a, flip, need_rsum, bp, ai, bi, alpha, beta, tcol, rp
 
 
 # --------------------------------------------------------------------------------------------------
-# portable driver: one task = one (batch, 4-row block, 4-column block) register tile over the whole K
+# portable driver: one task = one (batch, PW-column panel, chunk of PMR-row groups) over the whole K,
+# on the float32 tile of refquant.kernels.fma (exact: see its docstring)
 
 
 @njit
-def _portable_task(t, au, bt, ai, bi, rsum, alpha, beta, tcol, out):  # type: ignore[no-untyped-def]
-    prefer_wide_vectors()
+def _run_ptile(rows, a_addr, lda, b_addr, k, c_addr, ldc, rs, al, be, tc):  # type: ignore[no-untyped-def]
+    """The portable tile of ``rows`` (PMR, 4 or 1) rows x PW columns."""
+    if rows == PMR:
+        ptile_main(a_addr, lda, b_addr, k, c_addr, ldc, rs, al, be, tc)
+    elif rows == 4:
+        ptile_4(a_addr, lda, b_addr, k, c_addr, ldc, rs, al, be, tc)
+    else:
+        ptile_1(a_addr, lda, b_addr, k, c_addr, ldc, rs, al, be, tc)
+
+
+@njit
+def _portable_task(t, af, bf, ai, bi, rsum, alpha, beta, tcol, gpt, out):  # type: ignore[no-untyped-def]
     _, m, n = out.shape
-    k = au.shape[2]
-    nbk = bt.shape[1] // PR
-    mbk = (m + PR - 1) // PR
-    cb = t % nbk
-    rest = t // nbk
-    rb = rest % mbk
-    b = rest // mbk
+    k = af.shape[2]
+    np_ = bf.shape[1]
+    mg = (m + PMR - 1) // PMR
+    nch = (mg + gpt - 1) // gpt
+    ch = t % nch
+    rest = t // nch
+    p = rest % np_
+    b = rest // np_
+    j0 = p * PW
+    cols = min(PW, n - j0)
     ba = ai[b]
     bb = bi[b]
-    i0 = rb * PR
-    j0 = cb * PR
-    a0 = au[ba, min(i0, m - 1)]
-    a1 = au[ba, min(i0 + 1, m - 1)]
-    a2 = au[ba, min(i0 + 2, m - 1)]
-    a3 = au[ba, min(i0 + 3, m - 1)]
-    b0 = bt[bb, j0]
-    b1 = bt[bb, j0 + 1]
-    b2 = bt[bb, j0 + 2]
-    b3 = bt[bb, j0 + 3]
-    c00 = c01 = c02 = c03 = np.int32(0)
-    c10 = c11 = c12 = c13 = np.int32(0)
-    c20 = c21 = c22 = c23 = np.int32(0)
-    c30 = c31 = c32 = c33 = np.int32(0)
-    for kk in range(k):
-        x0 = np.int32(a0[kk])
-        x1 = np.int32(a1[kk])
-        x2 = np.int32(a2[kk])
-        x3 = np.int32(a3[kk])
-        y0 = np.int32(b0[kk])
-        y1 = np.int32(b1[kk])
-        y2 = np.int32(b2[kk])
-        y3 = np.int32(b3[kk])
-        c00 = np.int32(c00 + x0 * y0)
-        c01 = np.int32(c01 + x0 * y1)
-        c02 = np.int32(c02 + x0 * y2)
-        c03 = np.int32(c03 + x0 * y3)
-        c10 = np.int32(c10 + x1 * y0)
-        c11 = np.int32(c11 + x1 * y1)
-        c12 = np.int32(c12 + x1 * y2)
-        c13 = np.int32(c13 + x1 * y3)
-        c20 = np.int32(c20 + x2 * y0)
-        c21 = np.int32(c21 + x2 * y1)
-        c22 = np.int32(c22 + x2 * y2)
-        c23 = np.int32(c23 + x2 * y3)
-        c30 = np.int32(c30 + x3 * y0)
-        c31 = np.int32(c31 + x3 * y1)
-        c32 = np.int32(c32 + x3 * y2)
-        c33 = np.int32(c33 + x3 * y3)
-    acc = np.empty((PR, PR), dtype=np.int64)
-    acc[0, 0], acc[0, 1], acc[0, 2], acc[0, 3] = c00, c01, c02, c03
-    acc[1, 0], acc[1, 1], acc[1, 2], acc[1, 3] = c10, c11, c12, c13
-    acc[2, 0], acc[2, 1], acc[2, 2], acc[2, 3] = c20, c21, c22, c23
-    acc[3, 0], acc[3, 1], acc[3, 2], acc[3, 3] = c30, c31, c32, c33
-    for r in range(min(PR, m - i0)):
-        rr = rsum[ba, i0 + r]
-        al = alpha[b, i0 + r]
-        for c in range(min(PR, n - j0)):
-            out[b, i0 + r, j0 + c] = acc[r, c] + beta[bb, j0 + c] * rr - al * tcol[bb, j0 + c]
+    b_addr = np.int64(bf.ctypes.data) + (bb * np_ + p) * (k * PW)
+    width = beta.shape[1]
+    be = np.int64(beta.ctypes.data) + (bb * width + j0) * 4
+    tc = np.int64(tcol.ctypes.data) + (bb * width + j0) * 4
+    tile = np.empty((PMR, PW), dtype=np.int32)
+    for g in range(ch * gpt, min(mg, ch * gpt + gpt)):
+        i = g * PMR
+        end = min(m, i + PMR)
+        while i < end:  # a whole PMR-row tile, then the rows left in 4-row and 1-row tiles
+            rows = PMR if end - i == PMR else (4 if end - i >= 4 and PMR > 4 else 1)
+            a_addr = np.int64(af.ctypes.data) + (ba * m + i) * (k * 4)
+            rs = np.int64(rsum.ctypes.data) + (ba * m + i) * 4
+            al = np.int64(alpha.ctypes.data) + (b * m + i) * 4
+            if cols == PW:
+                c_addr = np.int64(out.ctypes.data) + ((b * m + i) * n + j0) * 4
+                _run_ptile(rows, a_addr, k, b_addr, k, c_addr, n, rs, al, be, tc)
+            else:  # the last, partial panel, through the scratch tile
+                _run_ptile(rows, a_addr, k, b_addr, k, np.int64(tile.ctypes.data), PW, rs, al, be, tc)
+                for r in range(rows):
+                    out[b, i + r, j0:n] = tile[r, :cols]
+            i += rows
 
 
 @njit_parallel
-def gemm_portable(au, bt, ai, bi, rsum, alpha, beta, tcol, out):  # type: ignore[no-untyped-def]
-    """``out = Au @ Bs + corrections`` modulo 2**32 with 4 x 4 register tiles, split over Numba's threads."""
+def gemm_portable(af, bf, ai, bi, rsum, alpha, beta, tcol, gpt, out):  # type: ignore[no-untyped-def]
+    """``out = Au @ Bs + corrections`` modulo 2**32 on the portable float32 tile, tasks split over Numba's
+    threads (``gpt`` row groups per task; the terms are int32 as for ``gemm_vnni``, padded to whole PW panels)."""
     nb, m, _ = out.shape
-    ntasks = nb * ((m + PR - 1) // PR) * (bt.shape[1] // PR)
+    ntasks = nb * bf.shape[1] * ((((m + PMR - 1) // PMR) + gpt - 1) // gpt)
     for t in prange(ntasks):
-        _portable_task(t, au, bt, ai, bi, rsum, alpha, beta, tcol, out)
+        _portable_task(t, af, bf, ai, bi, rsum, alpha, beta, tcol, gpt, out)
 
 
 @njit
-def gemm_portable_serial(au, bt, ai, bi, rsum, alpha, beta, tcol, out):  # type: ignore[no-untyped-def]
+def gemm_portable_serial(af, bf, ai, bi, rsum, alpha, beta, tcol, gpt, out):  # type: ignore[no-untyped-def]
     """``gemm_portable`` on the calling thread (small problems)."""
     nb, m, _ = out.shape
-    ntasks = nb * ((m + PR - 1) // PR) * (bt.shape[1] // PR)
+    ntasks = nb * bf.shape[1] * ((((m + PMR - 1) // PMR) + gpt - 1) // gpt)
     for t in range(ntasks):
-        _portable_task(t, au, bt, ai, bi, rsum, alpha, beta, tcol, out)
+        _portable_task(t, af, bf, ai, bi, rsum, alpha, beta, tcol, gpt, out)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -155,7 +155,7 @@ def test_fixed_shapes_serial_and_parallel(path: KernelPath, m: int, n: int, k: i
 @pytest.mark.parametrize("dtypes", [(np.int8, np.int8), (np.int8, np.uint8), (np.uint8, np.int8)])
 def test_large_lhs_prepared_in_parallel(path: KernelPath, m: int, n: int, k: int, dtypes: tuple[Any, Any]) -> None:
     # An lhs of >= 2**18 elements in a GEMM above the serial threshold is shifted (and its row sums taken)
-    # by the parallel preparation (gemm.prepare_lhs_par) on the portable path, inside the GEMM's tasks
+    # by the parallel preparation (gemm.prepare_lhs_f32_par) on the portable path, inside the GEMM's tasks
     # (gemm.gemm_vnni_fused) on the VNNI path; K = 599 pads the VNNI rows to 600, N = 50 and 9
     # end in a partial panel, a uint8 lhs with a strided view cannot be used in place.
     rng = np.random.default_rng(m + n + k)
@@ -240,6 +240,21 @@ def test_k_at_the_int32_bound(path: KernelPath, k: int, sign: int) -> None:
             fast.matmul_int(lhs, rhs, **kw)
         assert fast_err.value.condition == spec_err.value.condition == "accumulator_overflow"
         assert str(fast_err.value) == str(spec_err.value)
+
+
+@pytest.mark.parametrize("k", [511, 512, 513, 1100, 3000])
+@pytest.mark.parametrize("sign", [1, -1])
+def test_largest_products_with_odd_sums(path: KernelPath, k: int, sign: int) -> None:
+    # The portable tile sums float32 products exactly in blocks of 512 k (refquant.kernels.fma): the block
+    # sums here are as large as they get (|Au * Bs| = 255 * 128 = 32640, or 255 * 127 = 32385 at every third
+    # k, so sums pass 2**24 after 514 terms and are odd there, where float32 has only even integers).  A
+    # block of 1024 k rounds them (checked by hand by changing fma.KB: the 1100 and 3000 cases fail).
+    lhs = np.full((3, k), 127, np.int8)  # Au = 127 XOR 0x80 = 255
+    lhs[1, ::5] = -128  # Au = 0 here and there
+    rhs = np.full((k, 40), 0 if sign == 1 else 255, np.uint8)  # Bs = -128 or 127
+    rhs[::3, ::2] = 1 if sign == 1 else 254  # Bs = -127 or 126
+    for accumulator in (Accumulator.INT32, Accumulator.INT32_WRAP, Accumulator.INT64):
+        _same(lhs, rhs, accumulator=accumulator)
 
 
 def test_saturation_order_matters(path: KernelPath) -> None:
