@@ -10,6 +10,10 @@ well under a second, i.e. M*N*K <= 2**25), onnxruntime MatMulInteger and QLinear
 weight as an initializer (prepacked by ORT), ``torch._int_mm`` and torch's quantized linear (fbgemm
 and oneDNN engines, prepacked weight).  Peers that are not installed are listed as skipped.
 
+For the weight-streaming shapes (M <= 16) an anchor row times one read of the weight's K*N bytes on
+2 threads (an XOR reduction, no arithmetic to speak of): no kernel that reads the weight once can
+take less time, so its GOP/s is the ceiling of every implementation there.
+
 It also measures the machine's VNNI peak (independent ``vpdpbusd`` on registers, 2 threads), the
 cold compile time of every refquant kernel (fresh ``NUMBA_CACHE_DIR``, new process) and the first
 call in a new process with a warm cache.  Without ``--quick`` / ``--no-write`` it regenerates the
@@ -44,14 +48,30 @@ from _common import (
 setup_threads()
 
 import numpy as np  # noqa: E402
+from numba import prange  # noqa: E402
 
 import refquant.fast as fast  # noqa: E402
-from refquant.kernels._jit import KernelPath, host_has_avx512vnni, set_kernel_path  # noqa: E402
+from refquant.kernels._jit import KernelPath, host_has_avx512vnni, njit_parallel, set_kernel_path  # noqa: E402
 
 SHAPES = [(256, 256, 256), (1024, 1024, 1024), (1, 4096, 4096), (16, 4096, 4096), (128, 768, 3072)]
 QUICK_SHAPES = [(256, 256, 256), (16, 1024, 1024)]
 INT32_MATMUL_LIMIT = 2**25  # M*N*K above which numpy's int32 matmul (seconds per call) is not timed
 COMPUTE_BOUND = [(1024, 1024, 1024), (128, 768, 3072)]  # 256**3 is bound by per-call overhead
+READ_ANCHOR = "read the weight once (XOR of its bytes)"
+
+
+@njit_parallel
+def _xor_read(words, parts):  # type: ignore[no-untyped-def]
+    """XOR of all ``words`` (uint64), ``parts`` contiguous ranges on Numba's threads: a pure read."""
+    n = words.shape[0]
+    acc = np.zeros(parts, np.uint64)
+    for p in prange(parts):
+        seg = words[p * n // parts : (p + 1) * n // parts]  # a loop over a slice vectorizes
+        x = np.uint64(0)
+        for i in range(seg.shape[0]):
+            x ^= seg[i]
+        acc[p] = x
+    return acc
 
 
 # --------------------------------------------------------------------------------------------------
@@ -256,6 +276,11 @@ def build_case(m: int, n: int, k: int, quick: bool) -> Case:
     case.add("refquant.fast portable s8s8", "refquant", lambda: fast.matmul_int(a, pp, out=out), eq,
              "REFQUANT_KERNELS=portable kernels")  # fmt: skip
 
+    if m <= 16:
+        words = np.ascontiguousarray(b).reshape(-1)[: (k * n // 8) * 8].view(np.uint64)
+        case.add(READ_ANCHOR, "anchor", lambda: _xor_read(words, THREADS), None,
+                 f"{k * n / 2**20:.0f} MiB, {THREADS} threads: the least time any kernel reading it can take")  # fmt: skip
+
     af, bf = a.astype(np.float32), b.astype(np.float32)
     outf = np.empty((m, n), np.float32)
     case.add("numpy float32 matmul", "peer", lambda: np.matmul(af, bf, out=outf), eq, "OpenBLAS sgemm")
@@ -324,8 +349,15 @@ def main() -> None:
             med, best = case.versus(case.row("refquant.fast portable s8s8"), peers)
             targets.append(Target(f"{label} portable / best peer", med, 0.15, best_value=best))
         if shape[0] in (1, 16):
-            med, best = case.versus(vnni, [r for r in peers if r.name.startswith("ORT")])
+            ort = [r for r in peers if r.name.startswith("ORT")]
+            med, best = case.versus(vnni, ort)
             targets.append(Target(f"{label} VNNI s8s8 / best ORT", med, 1.2, best_value=best))
+            read = case.row(READ_ANCHOR)
+            med, best = case.versus(read, ort)
+            if med is not None:
+                targets.append(
+                    Target(f"{label} ceiling: weight read once / best ORT", med, 1.2, best_value=best)
+                )  # fmt: skip
         if shape in COMPUTE_BOUND and peak and vnni is not None:
             targets.append(
                 Target(f"{label} VNNI s8s8 / measured VNNI peak", case.rate(vnni) / peak, 0.75,
