@@ -1220,7 +1220,10 @@ def conv2d_int(
             )
         if res is not None:
             return res
-        result = out if out is not None else np.empty(out_shape, out_dtype)
+        result = out if out is not None else _aligned_empty(out_shape, out_dtype.type)
+        if layout is Layout.NCHW and out_dtype == np.int32 and result.flags.c_contiguous:
+            _conv.nhwc_to_nchw32(acc, result.reshape(n_, o, pixels))
+            return result
         dst = (
             result.reshape(n_, pixels, o) if layout is Layout.NHWC else result.reshape(n_, o, pixels).transpose(0, 2, 1)
         )

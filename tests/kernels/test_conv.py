@@ -154,6 +154,36 @@ def test_packed_weights_and_out(path: KernelPath, problem: dict[str, Any]) -> No
         np.testing.assert_array_equal(fast.conv2d_int(x, packed, **kwargs), expected)  # reused
 
 
+@pytest.mark.parametrize(
+    ("c", "h", "w", "o", "padding"),
+    [
+        (16, 4, 16, 16, (1, 1, 1, 1)),  # 64 output pixels: 16-pixel blocks aligned to out's 64-byte lines
+        (20, 2, 17, 20, (1, 1, 1, 1)),  # 34 pixels, 20 channels: blocks plus element-by-element edges
+        (64, 5, 31, 40, (0, 2, 1, 0)),  # asymmetric padding, 155 pixels
+        (48, 4, 56, 64, (1, 1, 1, 1)),  # 224 pixels, 4 whole channel blocks
+    ],
+)
+@pytest.mark.parametrize("dx", DTYPES)
+def test_nchw_block_transposes(
+    path: KernelPath, c: int, h: int, w: int, o: int, padding: tuple[int, ...], dx: np.dtype[Any]
+) -> None:
+    # A contiguous NCHW input with W >= 16 and C >= 16 (C % 4 == 0) goes to NHWC in 16 x 16 byte blocks (the
+    # last block of each dimension overlapping the one before); the NCHW int32 result comes back in 16 x 16
+    # int32 blocks, which start at a 64-byte line of `out` when the pixel count allows: `out` at every
+    # int32 offset within a line.
+    rng = np.random.default_rng(c * h * w)
+    x = codes(rng, (2, c, h, w), dx, "random")
+    wt = codes(rng, (o, c, 3, 3), np.dtype(np.int8), "random")
+    kw: dict[str, Any] = {"x_zero_point": _zero_point(rng, dx, "random"), "padding": padding}
+    expected = _same(x, wt, **kw)
+    for offset in range(16):
+        raw = np.empty(expected.size + 16, np.int32)
+        out = raw[offset : offset + expected.size].reshape(expected.shape)
+        out[...] = 7
+        assert fast.conv2d_int(x, wt, out=out, **kw) is out
+        np.testing.assert_array_equal(out, expected)
+
+
 def test_vnni_panel_edges(path: KernelPath) -> None:
     # 6-row tiles across output rows and a partial last tile; panels of 64 with a partial last panel.
     rng = np.random.default_rng(3)
