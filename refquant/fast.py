@@ -1222,7 +1222,7 @@ def conv2d_int(
             return res
         result = out if out is not None else _aligned_empty(out_shape, out_dtype.type)
         if layout is Layout.NCHW and out_dtype == np.int32 and result.flags.c_contiguous:
-            _conv.nhwc_to_nchw32(acc, result.reshape(n_, o, pixels))
+            _conv.nhwc_to_nchw(acc, result.reshape(n_, o, pixels))
             return result
         dst = (
             result.reshape(n_, pixels, o) if layout is Layout.NHWC else result.reshape(n_, o, pixels).transpose(0, 2, 1)
@@ -1760,13 +1760,21 @@ def _run_fused_conv(plan: _FusedConv, x: npt.NDArray[Any], bias: npt.NDArray[np.
     # width, and every value lies in the format's range, so the bytes are the signed codes): one compiled kernel
     # per width and layout instead of two.
     codes = res.view(_UNSIGNED_VIEW[res.dtype]) if res.dtype.kind == "i" else res
-    dst = (
-        codes.reshape(n_, pixels, o) if plan.layout is Layout.NHWC else codes.reshape(n_, o, pixels).transpose(0, 2, 1)
-    )
+    # NCHW 8-bit codes: written NHWC into a scratch (contiguous stores), then transposed in 16 x 16 blocks
+    # (64->256 1x1 at 56x56: 540 -> ~270 us; the kernel's own strided stores wrote one byte at a time)
+    nchw8 = plan.layout is Layout.NCHW and codes.itemsize == 1 and codes.flags.c_contiguous
+    if plan.layout is Layout.NHWC:
+        dst = codes.reshape(n_, pixels, o)
+    elif nchw8:
+        dst = _scratch("qconv_codes", (n_, pixels, o), codes.dtype.type)
+    else:
+        dst = codes.reshape(n_, o, pixels).transpose(0, 2, 1)
     _conv.conv_vnni_requant(
         xp, plan.panels, segs, taps_h, taps_w, oh, ow, sh, sw, g, cg4, o // g, init, wzp, cs, use_rs, plan.nchunks,
         bias32, plan.m32, plan.m64, plan.float64, plan.zp, plan.lo, plan.hi, dst,
     )  # fmt: skip
+    if nchw8:
+        _conv.nhwc_to_nchw(dst, codes.reshape(n_, o, pixels))
 
 
 # The fused plans of calls with a packed weight, keyed by the identities of the (immutable) parameter objects and

@@ -31,7 +31,7 @@ Layout of the work:
   portable kernel computes 4 pixels x one group's output channels with plain int32 loops.
 
 Outputs are NHWC int32 (``[N, OH*OW, OC]``); ``nhwc_to_out`` writes them to the caller's layout, and
-``nhwc_to_nchw32`` to a C-contiguous NCHW int32 output, transposing 16 x 16 blocks in registers.
+``nhwc_to_nchw`` to a C-contiguous NCHW int32 or 8-bit output, transposing 16 x 16 blocks in registers.
 ``conv_vnni_requant`` is the VNNI driver with QLinearConv's epilogue fused: each tile's int32 sums get the
 bias and the FLOAT32 / FLOAT64 requantization in a private scratch and are written as codes, in any layout.
 Where the taps of a kernel row are adjacent in memory (one group, no horizontal dilation) the VNNI tile
@@ -60,7 +60,7 @@ __all__ = [
     "conv_portable",
     "conv_vnni",
     "conv_vnni_requant",
-    "nhwc_to_nchw32",
+    "nhwc_to_nchw",
     "nhwc_to_out",
     "pad_contiguous",
     "pad_nchw_dense",
@@ -166,6 +166,88 @@ def _tile_6x64_typer(
 
 
 _tile_6x64: Any = intrinsic(_tile_6x64_typer)
+
+
+def _make_transpose16(bits: int, lanes: int) -> Any:
+    """An intrinsic ``transpose(src, src_stride, src_lane_stride, dst, dst_stride, dst_lane_stride, mask)``:
+    ``lanes`` independent 16 x 16 blocks of ``bits``-bit elements transposed in registers, each element XOR
+    ``mask``.  Row ``r`` of block ``b`` is read at ``src + r * src_stride + b * src_lane_stride`` and row ``r``
+    of its transpose written at ``dst + r * dst_stride + b * dst_lane_stride`` (byte addresses and strides;
+    a lane stride of ``16 * bits / 8`` makes the ``lanes`` rows one contiguous vector).  The blocks sit side
+    by side in vectors of ``16 * lanes`` elements and go through four butterfly stages of two-vector
+    shuffles (stage ``d`` swaps the off-diagonal ``d x d`` sub-blocks of each ``2d x 2d`` block), so four
+    byte blocks cost the shuffles of one."""
+    width = 16 * lanes
+
+    def typer(
+        typingctx: Any, src: Any, ss: Any, sls: Any, dst: Any, ds: Any, dls: Any, mask: Any
+    ) -> Any:  # fmt: skip
+        sig = types.void(*([types.int64] * 7))
+
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            src_a, src_s, src_ls, dst_a, dst_s, dst_ls, mask_v = args
+            i32 = ir.IntType(32)
+            i64 = ir.IntType(64)
+            elem = ir.IntType(bits)
+            v16 = ir.VectorType(elem, 16)
+            vec = ir.VectorType(elem, width)
+
+            def idx(values: list[int]) -> Any:
+                return ir.Constant(ir.VectorType(i32, len(values)), values)
+
+            def addr(base: Any, stride: Any, r: int, lane_stride: Any, b: int) -> Any:
+                off = builder.add(
+                    builder.mul(stride, ir.Constant(i64, r)), builder.mul(lane_stride, ir.Constant(i64, b))
+                )
+                return builder.inttoptr(builder.add(base, off), v16.as_pointer())
+
+            m = builder.trunc(mask_v, elem)
+            mvec = builder.shuffle_vector(
+                builder.insert_element(ir.Constant(vec, ir.Undefined), m, ir.Constant(i32, 0)),
+                ir.Constant(vec, ir.Undefined),
+                idx([0] * width),
+            )
+            rows = []
+            for r in range(16):
+                parts = [builder.load(addr(src_a, src_s, r, src_ls, b), align=1) for b in range(lanes)]
+                while len(parts) > 1:  # concatenate: 16 -> 32 -> 64 elements
+                    n = parts[0].type.count
+                    parts = [
+                        builder.shuffle_vector(parts[i], parts[i + 1], idx(list(range(2 * n))))
+                        for i in range(0, len(parts), 2)
+                    ]
+                rows.append(parts[0])
+            for d in (8, 4, 2, 1):
+                low = idx([b + (width + e - d if e & d else e) for b in range(0, width, 16) for e in range(16)])
+                high = idx([b + (width + e if e & d else e + d) for b in range(0, width, 16) for e in range(16)])
+                new = list(rows)
+                for i in range(16):
+                    if not i & d:
+                        new[i] = builder.shuffle_vector(rows[i], rows[i + d], low)
+                        new[i + d] = builder.shuffle_vector(rows[i], rows[i + d], high)
+                rows = new
+            for r in range(16):
+                row = builder.xor(rows[r], mvec)
+                for b in range(lanes):
+                    part = (
+                        row
+                        if lanes == 1
+                        else builder.shuffle_vector(
+                            row, ir.Constant(vec, ir.Undefined), idx(list(range(16 * b, 16 * b + 16)))
+                        )
+                    )
+                    builder.store(part, addr(dst_a, dst_s, r, dst_ls, b), align=1)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    typer.__name__ = f"transpose16x16x{lanes}_{bits}"
+    return intrinsic(typer)
+
+
+_transpose16 = _make_transpose16(32, 1)
+_transpose16_u8 = _make_transpose16(8, 1)
+_transpose16x4_u8 = _make_transpose16(8, 4)
 
 
 @njit_parallel
@@ -326,15 +408,22 @@ def pad_nchw_dense(x, mask, pad_top, pad_left, fill, xp):
         for i in range((pad_left + w_) * c_, wp * c_):
             dst[i] = f
         if w_ >= 16 and c_ >= 16:
-            # the transpose C x W -> W x C in 16 x 16 byte blocks (the last block of each dimension starts
-            # 16 from its end and overlaps the one before: the bytes written twice are the same)
+            # the transpose C x W -> W x C in 16 x 16 byte blocks, four side by side (64 channels) where there are
+            # 64 channels (the last block of each dimension starts 16 or 64 from its end and overlaps the one
+            # before: the bytes written twice are the same)
             src0 = np.int64(x.ctypes.data) + (n * c_ * h_ + h) * w_
             dst0 = np.int64(xp.ctypes.data) + ((n * hp + hh) * wp + pad_left) * c_
+            hw = h_ * w_
             for w0 in range(0, w_, 16):
                 w1 = min(w0, w_ - 16)
-                for c0 in range(0, c_, 16):
-                    c1 = min(c0, c_ - 16)
-                    _transpose16_u8(src0 + c1 * h_ * w_ + w1, h_ * w_, dst0 + w1 * c_ + c1, c_, mask)
+                if c_ >= 64:
+                    for c0 in range(0, c_, 64):
+                        c1 = min(c0, c_ - 64)
+                        _transpose16x4_u8(src0 + c1 * hw + w1, hw, 16 * hw, dst0 + w1 * c_ + c1, c_, 16, mask)
+                else:
+                    for c0 in range(0, c_, 16):
+                        c1 = min(c0, c_ - 16)
+                        _transpose16_u8(src0 + c1 * hw + w1, hw, 0, dst0 + w1 * c_ + c1, c_, 0, mask)
             continue
         # the transpose C x W -> W x C, four channels at a time into one little-endian 32-bit word
         # (c_ is a multiple of 4 here): 3-4x faster than byte by byte
@@ -702,72 +791,25 @@ def _conv_exact_body(xp, wt, taps_h, taps_w, oh_, ow_, sh, sw, groups, cg, cg4, 
                 out[n, p, g * ocg + oc] = acc
 
 
-def _make_transpose16(bits: int) -> Any:
-    """An intrinsic ``transpose(src_addr, src_stride, dst_addr, dst_stride, mask)`` for a 16 x 16 block of
-    ``bits``-bit elements: 16 rows of 16 at ``src_addr`` (rows ``src_stride`` bytes apart) to 16 rows at
-    ``dst_addr`` (``dst_stride`` bytes apart), each element XOR ``mask``, in registers: four butterfly
-    stages of two-vector shuffles (stage ``d`` swaps the off-diagonal ``d x d`` sub-blocks of each
-    ``2d x 2d`` block)."""
+def _nhwc_to_nchw_body(src, dst):
+    """``dst[n, oc, p] = src[n, p, oc]``: ``src`` ``[N, P, OC]`` and ``dst`` ``[N, OC, P]``, both C-contiguous,
+    of one dtype of 4 bytes (int32 sums) or 1 byte (codes).
 
-    def typer(typingctx: Any, src_addr: Any, src_stride: Any, dst_addr: Any, dst_stride: Any, mask: Any) -> Any:
-        sig = types.void(types.int64, types.int64, types.int64, types.int64, types.int64)
-
-        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-            src_a, src_s, dst_a, dst_s, mask_v = args
-            i32 = ir.IntType(32)
-            i64 = ir.IntType(64)
-            elem = ir.IntType(bits)
-            vec = ir.VectorType(elem, 16)
-            m = builder.trunc(mask_v, elem)
-            mvec = builder.shuffle_vector(
-                builder.insert_element(ir.Constant(vec, ir.Undefined), m, ir.Constant(i32, 0)),
-                ir.Constant(vec, ir.Undefined),
-                ir.Constant(ir.VectorType(i32, 16), [0] * 16),
-            )
-
-            def row_ptr(base: Any, stride: Any, r: int) -> Any:
-                return builder.inttoptr(builder.add(base, builder.mul(stride, ir.Constant(i64, r))), vec.as_pointer())
-
-            rows = [builder.load(row_ptr(src_a, src_s, r), align=1) for r in range(16)]
-            for d in (8, 4, 2, 1):
-                low = ir.Constant(ir.VectorType(i32, 16), [lane + 16 - d if lane & d else lane for lane in range(16)])
-                high = ir.Constant(ir.VectorType(i32, 16), [lane + 16 if lane & d else lane + d for lane in range(16)])
-                new = list(rows)
-                for i in range(16):
-                    if not i & d:
-                        new[i] = builder.shuffle_vector(rows[i], rows[i + d], low)
-                        new[i + d] = builder.shuffle_vector(rows[i], rows[i + d], high)
-                rows = new
-            for r in range(16):
-                builder.store(builder.xor(rows[r], mvec), row_ptr(dst_a, dst_s, r), align=1)
-            return context.get_dummy_value()
-
-        return sig, codegen
-
-    typer.__name__ = f"transpose16x16_{bits}"
-    return intrinsic(typer)
-
-
-_transpose16 = _make_transpose16(32)
-_transpose16_u8 = _make_transpose16(8)
-
-
-def _nhwc_to_nchw32_body(src, dst):
-    """``dst[n, oc, p] = src[n, p, oc]``: ``src`` ``[N, P, OC]`` and ``dst`` ``[N, OC, P]`` C-contiguous int32.
-
-    Blocks of 16 pixels x 16 channels go through ``_transpose16``; where every ``dst`` row starts at the same
-    offset in a 64-byte line (``P`` a multiple of 16), the blocks start at the first 64-byte boundary of the rows
-    (a store that straddles two lines costs about twice as much).  The pixels before the first and after the
-    last whole block, and the channels past the last whole 16, are copied element by element (one extra work
-    item per image).
+    Blocks of 16 pixels x 16 channels (64 channels for bytes, four blocks at once) go through the register
+    transposes, the last channel block overlapping the one before; where every ``dst`` row
+    starts at the same offset (``P`` a multiple of 16), the blocks start where their rows begin a 16-element
+    run on a ``16 * itemsize``-byte boundary (a store that straddles two cache lines costs about twice as
+    much).  The pixels before the first and after the last whole block (and every element when there are
+    fewer than 16 channels) are copied element by element (one extra work item per image).
     """
     n_, pixels, oc_total = src.shape
-    whole = oc_total - oc_total % 16
+    es = src.itemsize
+    whole = oc_total if oc_total >= 16 else 0  # channel blocks overlap at the end: 16 channels suffice
     s0 = np.int64(src.ctypes.data)
     d0 = np.int64(dst.ctypes.data)
     shift = 0
-    if pixels % 16 == 0 and d0 % 4 == 0:
-        shift = min(pixels, ((64 - d0 % 64) % 64) // 4)
+    if pixels % 16 == 0 and d0 % es == 0:
+        shift = min(pixels, ((16 * es - d0 % (16 * es)) % (16 * es)) // es)
     nblk = (pixels - shift) // 16
     tail = shift + 16 * nblk
     for item in prange(n_ * (nblk + 1)):
@@ -775,11 +817,17 @@ def _nhwc_to_nchw32_body(src, dst):
         b = item - n * (nblk + 1)
         if b < nblk:
             p0 = shift + 16 * b
-            for c0 in range(0, whole, 16):
-                _transpose16(
-                    s0 + ((n * pixels + p0) * oc_total + c0) * 4, oc_total * 4,
-                    d0 + ((n * oc_total + c0) * pixels + p0) * 4, pixels * 4, 0,
-                )  # fmt: skip
+            step = 64 if es == 1 and oc_total >= 64 else 16
+            for c0 in range(0, whole, step):
+                c1 = min(c0, oc_total - step)  # the last block overlaps the one before (same values written)
+                sa = s0 + ((n * pixels + p0) * oc_total + c1) * es
+                da = d0 + ((n * oc_total + c1) * pixels + p0) * es
+                if es == 4:
+                    _transpose16(sa, oc_total * 4, 0, da, pixels * 4, 0, 0)
+                elif step == 64:
+                    _transpose16x4_u8(sa, oc_total, 16, da, pixels, 16 * pixels, 0)
+                else:
+                    _transpose16_u8(sa, oc_total, 0, da, pixels, 0, 0)
             for oc in range(whole, oc_total):
                 d = dst[n, oc]
                 for p in range(p0, p0 + 16):
@@ -811,4 +859,4 @@ conv_vnni_requant = njit_parallel(_conv_vnni_requant_body)
 conv_portable = njit_parallel(_conv_portable_body)
 conv_exact = njit_parallel(_conv_exact_body)
 nhwc_to_out = njit_parallel(_nhwc_to_out_body)
-nhwc_to_nchw32 = njit_parallel(_nhwc_to_nchw32_body)
+nhwc_to_nchw = njit_parallel(_nhwc_to_nchw_body)

@@ -161,6 +161,7 @@ def test_packed_weights_and_out(path: KernelPath, problem: dict[str, Any]) -> No
         (20, 2, 17, 20, (1, 1, 1, 1)),  # 34 pixels, 20 channels: blocks plus element-by-element edges
         (64, 5, 31, 40, (0, 2, 1, 0)),  # asymmetric padding, 155 pixels
         (48, 4, 56, 64, (1, 1, 1, 1)),  # 224 pixels, 4 whole channel blocks
+        (80, 3, 20, 72, (1, 1, 1, 1)),  # 80 input channels: 64-channel byte blocks, the last one overlapping
     ],
 )
 @pytest.mark.parametrize("dx", DTYPES)
@@ -453,6 +454,41 @@ def test_fused_requantization_dense_ties(path: KernelPath, layout: Layout, fused
                     **act,
                 }
                 _qconv_same(x, w, kwargs)
+    assert (len(fused_calls) > 0) == (path is KernelPath.VNNI)
+
+
+@pytest.mark.parametrize(("hw", "o"), [(8, 40), (7, 48), (16, 16), (8, 80), (4, 130)])
+def test_fused_nchw_codes_at_every_alignment(path: KernelPath, hw: int, o: int, fused_calls: list[int]) -> None:
+    # NCHW 8-bit codes are written NHWC by the fused kernel, then transposed in 16 x 16 byte blocks (four at once
+    # from 64 channels, the last block overlapping the one before) that start on a 16-byte boundary of `out`
+    # when the pixel count allows (64 and 256 pixels here; 49 does not): `out` at every byte offset within 16,
+    # signed and unsigned codes.
+    from refquant.spec.affine import QuantParams
+    from refquant.spec.fixed_point import RequantRounding
+    from refquant.spec.formats import INT8, UINT8
+    from refquant.spec.granularity import PerAxis
+
+    rng = np.random.default_rng(hw * o)
+    x = codes(rng, (2, 32, hw, hw), np.dtype(np.uint8), "random")
+    w = codes(rng, (o, 32, 3, 3), np.dtype(np.int8), "random")
+    for y_params in (QuantParams(40.0, 3, UINT8), QuantParams(30.0, -5, INT8)):
+        kwargs: dict[str, Any] = {
+            "x_params": QuantParams(0.5, 120, UINT8),
+            "w_params": QuantParams(
+                np.linspace(0.5, 2.0, o).astype(np.float32), np.zeros(o, np.int64), INT8, PerAxis(0)
+            ),
+            "y_params": y_params,
+            "bias": rng.integers(-5000, 5000, o).astype(np.int32),
+            "padding": (1, 1, 1, 1),
+            "rounding": RequantRounding.FLOAT32,
+        }
+        expected = spec_ops.qlinear_conv(x, w, **kwargs)
+        for offset in range(16):
+            raw = np.empty(expected.size + 16, expected.dtype)
+            out = raw[offset : offset + expected.size].reshape(expected.shape)
+            out[...] = 1
+            assert fast.qlinear_conv(x, w, out=out, **kwargs) is out
+            np.testing.assert_array_equal(out, expected)
     assert (len(fused_calls) > 0) == (path is KernelPath.VNNI)
 
 
