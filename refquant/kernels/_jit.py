@@ -39,6 +39,7 @@ __all__ = [
     "prefer_wide_vectors",
     "set_kernel_path",
     "threading_layer",
+    "tile_intrinsic",
 ]
 
 _OPTIONS: dict[str, Any] = {"cache": True, "nogil": True, "error_model": "numpy", "boundscheck": False}
@@ -72,6 +73,39 @@ prefer_wide_vectors: Any = _intrinsic(_prefer_wide_vectors_typer)
 """Called first in a kernel: its loops may be vectorised with 512-bit vectors (LLVM's function attribute
 ``"prefer-vector-width"="512"``).  On AVX-512 hosts LLVM otherwise prefers 256-bit vectors; elsewhere the
 attribute changes nothing.  It is a tuning hint only: the arithmetic, and so the results, are the same."""
+
+
+def tile_intrinsic(name: str, emit: Callable[[Any, Any, list[Any]], None]) -> Any:
+    """An intrinsic ``tile(a_addr, lda, b_addr, k, c_addr, ldc, rs_addr, al_addr, beta_addr, tcol_addr)``: a GEMM
+    micro-kernel of ten integer arguments (addresses, strides, counts), each cast to ``intp``, and no result.
+    ``emit(context, builder, values)`` writes its LLVM IR; the VNNI and portable tiles are built this way."""
+
+    def typer(
+        typingctx: Any,
+        a_addr: Any,
+        lda: Any,
+        b_addr: Any,
+        k: Any,
+        c_addr: Any,
+        ldc: Any,
+        rs_addr: Any,
+        al_addr: Any,
+        beta_addr: Any,
+        tcol_addr: Any,
+    ) -> Any:
+        args = (a_addr, lda, b_addr, k, c_addr, ldc, rs_addr, al_addr, beta_addr, tcol_addr)
+        if not all(isinstance(t, _types.Integer) for t in args):
+            return None
+
+        def codegen(context: Any, builder: Any, signature: Any, llargs: Any) -> Any:
+            values = [context.cast(builder, v, t, _types.intp) for v, t in zip(llargs, signature.args, strict=True)]
+            emit(context, builder, values)
+            return context.get_dummy_value()
+
+        return _types.void(*args), codegen
+
+    typer.__name__ = name
+    return _intrinsic(typer)
 
 
 class KernelPath(enum.Enum):

@@ -39,9 +39,8 @@ from typing import Any
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
-from numba.extending import intrinsic
 
-from refquant.kernels._jit import host_has_avx512
+from refquant.kernels._jit import host_has_avx512, tile_intrinsic
 
 __all__ = ["KB", "PMR", "PW", "ptile_1", "ptile_4", "ptile_main"]
 
@@ -66,102 +65,77 @@ def _make_tile(mr: int) -> Any:
     """An intrinsic ``tile(a_addr, lda, b_addr, k, c_addr, ldc, rs_addr, al_addr, beta_addr, tcol_addr)``
     computing ``mr`` rows x ``PW`` columns (addresses as in the module docstring, strides in elements)."""
 
-    def typer(
-        typingctx: Any,
-        a_addr: Any,
-        lda: Any,
-        b_addr: Any,
-        k: Any,
-        c_addr: Any,
-        ldc: Any,
-        rs_addr: Any,
-        al_addr: Any,
-        beta_addr: Any,
-        tcol_addr: Any,
-    ) -> Any:
-        args = (a_addr, lda, b_addr, k, c_addr, ldc, rs_addr, al_addr, beta_addr, tcol_addr)
-        if not all(isinstance(t, types.Integer) for t in args):
-            return None
-        sig = types.void(*args)
+    def emit(context: Any, builder: Any, vals: list[Any]) -> None:
+        a_addr_v, lda_v, b_addr_v, k_v, c_addr_v, ldc_v, rs_v, al_v, beta_v, tcol_v = vals
+        intp_t = context.get_value_type(types.intp)
 
-        def codegen(context: Any, builder: Any, signature: Any, llargs: Any) -> Any:
-            vals = [context.cast(builder, v, t, types.intp) for v, t in zip(llargs, signature.args, strict=True)]
-            a_addr_v, lda_v, b_addr_v, k_v, c_addr_v, ldc_v, rs_v, al_v, beta_v, tcol_v = vals
-            intp_t = context.get_value_type(types.intp)
+        def const(x: int) -> Any:
+            return ir.Constant(intp_t, x)
 
-            def const(x: int) -> Any:
-                return ir.Constant(intp_t, x)
+        fnty = ir.FunctionType(_VF, [_VF, _VF, _VF])
+        fmuladd = cgutils.get_or_insert_function(builder.module, fnty, "llvm.fmuladd.v16f32")  # type: ignore[no-untyped-call]
+        a_base = builder.inttoptr(a_addr_v, _F32.as_pointer())
+        b_base = builder.inttoptr(b_addr_v, _I8.as_pointer())
+        c_base = builder.inttoptr(c_addr_v, _I32.as_pointer())
+        a_rows = [builder.gep(a_base, [builder.mul(lda_v, const(r))]) for r in range(mr)]
+        c_rows = [builder.gep(c_base, [builder.mul(ldc_v, const(r))]) for r in range(mr)]
+        fundef = ir.Constant(_VF, ir.Undefined)
+        iundef = ir.Constant(_VI, ir.Undefined)
+        zeros16 = ir.Constant(_VI, [0] * 16)
+        fzero = ir.Constant(_VF, [0.0] * 16)
 
-            fnty = ir.FunctionType(_VF, [_VF, _VF, _VF])
-            fmuladd = cgutils.get_or_insert_function(builder.module, fnty, "llvm.fmuladd.v16f32")  # type: ignore[no-untyped-call]
-            a_base = builder.inttoptr(a_addr_v, _F32.as_pointer())
-            b_base = builder.inttoptr(b_addr_v, _I8.as_pointer())
-            c_base = builder.inttoptr(c_addr_v, _I32.as_pointer())
-            a_rows = [builder.gep(a_base, [builder.mul(lda_v, const(r))]) for r in range(mr)]
-            c_rows = [builder.gep(c_base, [builder.mul(ldc_v, const(r))]) for r in range(mr)]
-            fundef = ir.Constant(_VF, ir.Undefined)
-            iundef = ir.Constant(_VI, ir.Undefined)
-            zeros16 = ir.Constant(_VI, [0] * 16)
-            fzero = ir.Constant(_VF, [0.0] * 16)
+        def splat(undef: Any, x: Any) -> Any:
+            return builder.shuffle_vector(builder.insert_element(undef, x, ir.Constant(_I32, 0)), undef, zeros16)
 
-            def splat(undef: Any, x: Any) -> Any:
-                return builder.shuffle_vector(builder.insert_element(undef, x, ir.Constant(_I32, 0)), undef, zeros16)
+        def vec_ptr(base: Any, index: Any, ty: Any) -> Any:
+            return builder.bitcast(builder.gep(base, [index]), ty.as_pointer())
 
-            def vec_ptr(base: Any, index: Any, ty: Any) -> Any:
-                return builder.bitcast(builder.gep(base, [index]), ty.as_pointer())
-
-            beta_p = builder.inttoptr(beta_v, _I32.as_pointer())
-            tcol_p = builder.inttoptr(tcol_v, _I32.as_pointer())
-            rs_p = builder.inttoptr(rs_v, _I32.as_pointer())
-            al_p = builder.inttoptr(al_v, _I32.as_pointer())
-            iacc = [[cgutils.alloca_once(builder, _VI) for _ in range(_NV)] for _ in range(mr)]  # type: ignore[no-untyped-call]
-            facc = [[cgutils.alloca_once(builder, _VF) for _ in range(_NV)] for _ in range(mr)]  # type: ignore[no-untyped-call]
-            betas = [builder.load(vec_ptr(beta_p, const(16 * v), _VI), align=4) for v in range(_NV)]
-            tcols = [builder.load(vec_ptr(tcol_p, const(16 * v), _VI), align=4) for v in range(_NV)]
+        beta_p = builder.inttoptr(beta_v, _I32.as_pointer())
+        tcol_p = builder.inttoptr(tcol_v, _I32.as_pointer())
+        rs_p = builder.inttoptr(rs_v, _I32.as_pointer())
+        al_p = builder.inttoptr(al_v, _I32.as_pointer())
+        iacc = [[cgutils.alloca_once(builder, _VI) for _ in range(_NV)] for _ in range(mr)]  # type: ignore[no-untyped-call]
+        facc = [[cgutils.alloca_once(builder, _VF) for _ in range(_NV)] for _ in range(mr)]  # type: ignore[no-untyped-call]
+        betas = [builder.load(vec_ptr(beta_p, const(16 * v), _VI), align=4) for v in range(_NV)]
+        tcols = [builder.load(vec_ptr(tcol_p, const(16 * v), _VI), align=4) for v in range(_NV)]
+        for r in range(mr):
+            rs_r = splat(iundef, builder.load(builder.gep(rs_p, [const(r)]), align=4))
+            al_r = splat(iundef, builder.load(builder.gep(al_p, [const(r)]), align=4))
+            for v in range(_NV):
+                builder.store(builder.sub(builder.mul(betas[v], rs_r), builder.mul(al_r, tcols[v])), iacc[r][v])
+        nblocks = builder.udiv(builder.add(k_v, const(KB - 1)), const(KB))
+        with cgutils.for_range(builder, nblocks) as block:
+            k0 = builder.mul(block.index, const(KB))
+            k1 = builder.add(k0, const(KB))
+            k1 = builder.select(builder.icmp_signed("<", k1, k_v), k1, k_v)
             for r in range(mr):
-                rs_r = splat(iundef, builder.load(builder.gep(rs_p, [const(r)]), align=4))
-                al_r = splat(iundef, builder.load(builder.gep(al_p, [const(r)]), align=4))
                 for v in range(_NV):
-                    builder.store(builder.sub(builder.mul(betas[v], rs_r), builder.mul(al_r, tcols[v])), iacc[r][v])
-            nblocks = builder.udiv(builder.add(k_v, const(KB - 1)), const(KB))
-            with cgutils.for_range(builder, nblocks) as block:
-                k0 = builder.mul(block.index, const(KB))
-                k1 = builder.add(k0, const(KB))
-                k1 = builder.select(builder.icmp_signed("<", k1, k_v), k1, k_v)
+                    builder.store(fzero, facc[r][v])
+            with cgutils.for_range_slice(builder, k0, k1, const(1), inc=True) as (kk, _):
+                b_off = builder.mul(kk, const(PW))
+                b_vecs = [
+                    builder.sitofp(
+                        builder.sext(
+                            builder.load(vec_ptr(b_base, builder.add(b_off, const(16 * v)), _VB), align=1), _VI
+                        ),
+                        _VF,
+                    )
+                    for v in range(_NV)
+                ]
                 for r in range(mr):
+                    x = splat(fundef, builder.load(builder.gep(a_rows[r], [kk]), align=4))
                     for v in range(_NV):
-                        builder.store(fzero, facc[r][v])
-                with cgutils.for_range_slice(builder, k0, k1, const(1), inc=True) as (kk, _):
-                    b_off = builder.mul(kk, const(PW))
-                    b_vecs = [
-                        builder.sitofp(
-                            builder.sext(
-                                builder.load(vec_ptr(b_base, builder.add(b_off, const(16 * v)), _VB), align=1), _VI
-                            ),
-                            _VF,
-                        )
-                        for v in range(_NV)
-                    ]
-                    for r in range(mr):
-                        x = splat(fundef, builder.load(builder.gep(a_rows[r], [kk]), align=4))
-                        for v in range(_NV):
-                            acc = facc[r][v]
-                            builder.store(builder.call(fmuladd, [x, b_vecs[v], builder.load(acc)]), acc)
-                for r in range(mr):  # the block's exact sums (integers below 2**24) into the int32 accumulators
-                    for v in range(_NV):
-                        acc = iacc[r][v]
-                        builder.store(
-                            builder.add(builder.load(acc), builder.fptosi(builder.load(facc[r][v]), _VI)), acc
-                        )
-            for r in range(mr):
+                        acc = facc[r][v]
+                        builder.store(builder.call(fmuladd, [x, b_vecs[v], builder.load(acc)]), acc)
+            for r in range(mr):  # the block's exact sums (integers below 2**24) into the int32 accumulators
                 for v in range(_NV):
-                    builder.store(builder.load(iacc[r][v]), vec_ptr(c_rows[r], const(16 * v), _VI), align=4)
-            return context.get_dummy_value()
+                    acc = iacc[r][v]
+                    builder.store(builder.add(builder.load(acc), builder.fptosi(builder.load(facc[r][v]), _VI)), acc)
+        for r in range(mr):
+            for v in range(_NV):
+                builder.store(builder.load(iacc[r][v]), vec_ptr(c_rows[r], const(16 * v), _VI), align=4)
 
-        return sig, codegen
-
-    typer.__name__ = f"fma_tile_{mr}x{PW}"
-    return intrinsic(typer)
+    return tile_intrinsic(f"fma_tile_{mr}x{PW}", emit)
 
 
 ptile_main = _make_tile(PMR)

@@ -35,7 +35,8 @@ from typing import Any
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
-from numba.extending import intrinsic
+
+from refquant.kernels._jit import tile_intrinsic
 
 __all__ = ["MR", "NR"] + [f"tile_{r}{w}" for r in range(1, 9) for w in ("", "_16", "_32")]
 
@@ -63,87 +64,64 @@ def _make_tile(mr: int, nv: int = NV) -> Any:
     column values) giving the starting accumulators.
     """
 
-    def typer(
-        typingctx: Any,
-        a_addr: Any,
-        lda: Any,
-        b_addr: Any,
-        kq: Any,
-        c_addr: Any,
-        ldc: Any,
-        rs_addr: Any,
-        al_addr: Any,
-        beta_addr: Any,
-        tcol_addr: Any,
-    ) -> Any:
-        args = (a_addr, lda, b_addr, kq, c_addr, ldc, rs_addr, al_addr, beta_addr, tcol_addr)
-        if not all(isinstance(t, types.Integer) for t in args):
-            return None
-        sig = types.void(*args)
+    def emit(context: Any, builder: Any, vals: list[Any]) -> None:
+        a_addr_v, lda_v, b_addr_v, kq_v, c_addr_v, ldc_v, rs_v, al_v, beta_v, tcol_v = vals
+        intp_t = context.get_value_type(types.intp)
 
-        def codegen(context: Any, builder: Any, signature: Any, llargs: Any) -> Any:
-            vals = [context.cast(builder, v, t, types.intp) for v, t in zip(llargs, signature.args, strict=True)]
-            a_addr_v, lda_v, b_addr_v, kq_v, c_addr_v, ldc_v, rs_v, al_v, beta_v, tcol_v = vals
-            intp_t = context.get_value_type(types.intp)
+        def const(x: int) -> Any:
+            return ir.Constant(intp_t, x)
 
-            def const(x: int) -> Any:
-                return ir.Constant(intp_t, x)
+        fnty = ir.FunctionType(_V16, [_V16, _V16, _V16])
+        dpbusd = cgutils.get_or_insert_function(builder.module, fnty, "llvm.x86.avx512.vpdpbusd.512")  # type: ignore[no-untyped-call]
+        pfty = ir.FunctionType(ir.VoidType(), [_I8.as_pointer(), _I32, _I32, _I32])
+        prefetch = cgutils.get_or_insert_function(builder.module, pfty, "llvm.prefetch.p0")  # type: ignore[no-untyped-call]
+        a_base = builder.inttoptr(a_addr_v, _I8.as_pointer())
+        b_base = builder.inttoptr(b_addr_v, _I8.as_pointer())
+        c_base = builder.inttoptr(c_addr_v, _I32.as_pointer())
+        a_rows = [builder.gep(a_base, [builder.mul(lda_v, const(r))]) for r in range(mr)]
+        c_rows = [builder.gep(c_base, [builder.mul(ldc_v, const(r))]) for r in range(mr)]
+        undef = ir.Constant(_V16, ir.Undefined)
+        zeros16 = ir.Constant(ir.VectorType(_I32, 16), [0] * 16)
 
-            fnty = ir.FunctionType(_V16, [_V16, _V16, _V16])
-            dpbusd = cgutils.get_or_insert_function(builder.module, fnty, "llvm.x86.avx512.vpdpbusd.512")  # type: ignore[no-untyped-call]
-            pfty = ir.FunctionType(ir.VoidType(), [_I8.as_pointer(), _I32, _I32, _I32])
-            prefetch = cgutils.get_or_insert_function(builder.module, pfty, "llvm.prefetch.p0")  # type: ignore[no-untyped-call]
-            a_base = builder.inttoptr(a_addr_v, _I8.as_pointer())
-            b_base = builder.inttoptr(b_addr_v, _I8.as_pointer())
-            c_base = builder.inttoptr(c_addr_v, _I32.as_pointer())
-            a_rows = [builder.gep(a_base, [builder.mul(lda_v, const(r))]) for r in range(mr)]
-            c_rows = [builder.gep(c_base, [builder.mul(ldc_v, const(r))]) for r in range(mr)]
-            undef = ir.Constant(_V16, ir.Undefined)
-            zeros16 = ir.Constant(ir.VectorType(_I32, 16), [0] * 16)
+        def splat(word: Any) -> Any:
+            return builder.shuffle_vector(builder.insert_element(undef, word, ir.Constant(_I32, 0)), undef, zeros16)
 
-            def splat(word: Any) -> Any:
-                return builder.shuffle_vector(builder.insert_element(undef, word, ir.Constant(_I32, 0)), undef, zeros16)
+        def vec_ptr(base: Any, index: int) -> Any:
+            return builder.bitcast(builder.gep(base, [const(index)]), _V16.as_pointer())
 
-            def vec_ptr(base: Any, index: int) -> Any:
-                return builder.bitcast(builder.gep(base, [const(index)]), _V16.as_pointer())
-
-            beta_p = builder.inttoptr(beta_v, _I32.as_pointer())
-            tcol_p = builder.inttoptr(tcol_v, _I32.as_pointer())
-            rs_p = builder.inttoptr(rs_v, _I32.as_pointer())
-            al_p = builder.inttoptr(al_v, _I32.as_pointer())
-            accs = [[cgutils.alloca_once(builder, _V16) for _ in range(nv)] for _ in range(mr)]  # type: ignore[no-untyped-call]
-            betas = [builder.load(vec_ptr(beta_p, 16 * v), align=4) for v in range(nv)]
-            tcols = [builder.load(vec_ptr(tcol_p, 16 * v), align=4) for v in range(nv)]
+        beta_p = builder.inttoptr(beta_v, _I32.as_pointer())
+        tcol_p = builder.inttoptr(tcol_v, _I32.as_pointer())
+        rs_p = builder.inttoptr(rs_v, _I32.as_pointer())
+        al_p = builder.inttoptr(al_v, _I32.as_pointer())
+        accs = [[cgutils.alloca_once(builder, _V16) for _ in range(nv)] for _ in range(mr)]  # type: ignore[no-untyped-call]
+        betas = [builder.load(vec_ptr(beta_p, 16 * v), align=4) for v in range(nv)]
+        tcols = [builder.load(vec_ptr(tcol_p, 16 * v), align=4) for v in range(nv)]
+        for r in range(mr):
+            rs_r = splat(builder.load(builder.gep(rs_p, [const(r)]), align=4))
+            al_r = splat(builder.load(builder.gep(al_p, [const(r)]), align=4))
+            for v in range(nv):
+                builder.store(builder.sub(builder.mul(betas[v], rs_r), builder.mul(al_r, tcols[v])), accs[r][v])
+        with cgutils.for_range(builder, kq_v) as loop:
+            q = loop.index
+            b_off = builder.mul(q, const(4 * NR))
+            for v in range(nv):  # the panel PREFETCH bytes ahead (a prefetch never faults, even past the end)
+                p = builder.gep(b_base, [builder.add(b_off, const(PREFETCH + 64 * v))])
+                builder.call(prefetch, [p, ir.Constant(_I32, 0), ir.Constant(_I32, 3), ir.Constant(_I32, 1)])
+            b_vecs = []
+            for v in range(nv):
+                p = builder.gep(b_base, [builder.add(b_off, const(64 * v))])
+                b_vecs.append(builder.load(builder.bitcast(p, _V16.as_pointer()), align=1))
+            a_off = builder.mul(q, const(4))
             for r in range(mr):
-                rs_r = splat(builder.load(builder.gep(rs_p, [const(r)]), align=4))
-                al_r = splat(builder.load(builder.gep(al_p, [const(r)]), align=4))
+                p = builder.bitcast(builder.gep(a_rows[r], [a_off]), _I32.as_pointer())
+                word = splat(builder.load(p, align=1))
                 for v in range(nv):
-                    builder.store(builder.sub(builder.mul(betas[v], rs_r), builder.mul(al_r, tcols[v])), accs[r][v])
-            with cgutils.for_range(builder, kq_v) as loop:
-                q = loop.index
-                b_off = builder.mul(q, const(4 * NR))
-                for v in range(nv):  # the panel PREFETCH bytes ahead (a prefetch never faults, even past the end)
-                    p = builder.gep(b_base, [builder.add(b_off, const(PREFETCH + 64 * v))])
-                    builder.call(prefetch, [p, ir.Constant(_I32, 0), ir.Constant(_I32, 3), ir.Constant(_I32, 1)])
-                b_vecs = []
-                for v in range(nv):
-                    p = builder.gep(b_base, [builder.add(b_off, const(64 * v))])
-                    b_vecs.append(builder.load(builder.bitcast(p, _V16.as_pointer()), align=1))
-                a_off = builder.mul(q, const(4))
-                for r in range(mr):
-                    p = builder.bitcast(builder.gep(a_rows[r], [a_off]), _I32.as_pointer())
-                    word = splat(builder.load(p, align=1))
-                    for v in range(nv):
-                        builder.store(builder.call(dpbusd, [builder.load(accs[r][v]), word, b_vecs[v]]), accs[r][v])
-            for r in range(mr):
-                for v in range(nv):
-                    builder.store(builder.load(accs[r][v]), vec_ptr(c_rows[r], 16 * v), align=4)
-            return context.get_dummy_value()
+                    builder.store(builder.call(dpbusd, [builder.load(accs[r][v]), word, b_vecs[v]]), accs[r][v])
+        for r in range(mr):
+            for v in range(nv):
+                builder.store(builder.load(accs[r][v]), vec_ptr(c_rows[r], 16 * v), align=4)
 
-        return sig, codegen
-
-    typer.__name__ = f"vnni_tile_{mr}x{16 * nv}"
-    return intrinsic(typer)
+    return tile_intrinsic(f"vnni_tile_{mr}x{16 * nv}", emit)
 
 
 tile_1 = _make_tile(1)
