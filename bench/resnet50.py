@@ -242,42 +242,29 @@ def numpy_conv(x: np.ndarray, wmat: np.ndarray, bias: np.ndarray, la: Layer) -> 
 # refquant and onnxruntime
 
 
+def _qconv_kwargs(d: LayerData) -> dict[str, Any]:
+    """The QLinearConv parameters of this layer, for refquant.fast and the spec alike."""
+    la = d.layer
+    return {
+        "x_params": d.x_params,
+        "w_params": d.w_params,
+        "y_params": d.y_params,
+        "bias": d.bias,
+        "stride": (la.stride, la.stride),
+        "padding": (la.pad,) * 4,
+        "rounding": RequantRounding.FLOAT32,
+        "multiplier_precision": Precision.FLOAT32,
+        "activation_min": int(d.y_params.zero_point) if la.relu else None,
+    }
+
+
 def qconv(d: LayerData, x: np.ndarray, w: Any, layout: Layout, out: np.ndarray | None = None) -> Any:
     """refquant.fast.qlinear_conv of this layer (``x``, ``w`` in ``layout``; ``w`` may be packed)."""
-    la = d.layer
-    return fast.qlinear_conv(
-        x,
-        w,
-        x_params=d.x_params,
-        w_params=d.w_params,
-        y_params=d.y_params,
-        bias=d.bias,
-        stride=(la.stride, la.stride),
-        padding=(la.pad,) * 4,
-        layout=layout,
-        rounding=RequantRounding.FLOAT32,
-        multiplier_precision=Precision.FLOAT32,
-        activation_min=int(d.y_params.zero_point) if la.relu else None,
-        out=out,
-    )
+    return fast.qlinear_conv(x, w, layout=layout, out=out, **_qconv_kwargs(d))
 
 
 def spec_conv(d: LayerData, x_nchw: np.ndarray) -> np.ndarray:
-    la = d.layer
-    return spec_qlinear_conv(
-        x_nchw,
-        d.wq,
-        x_params=d.x_params,
-        w_params=d.w_params,
-        y_params=d.y_params,
-        bias=d.bias,
-        stride=(la.stride, la.stride),
-        padding=(la.pad,) * 4,
-        layout=Layout.NCHW,
-        rounding=RequantRounding.FLOAT32,
-        multiplier_precision=Precision.FLOAT32,
-        activation_min=int(d.y_params.zero_point) if la.relu else None,
-    )
+    return spec_qlinear_conv(x_nchw, d.wq, layout=Layout.NCHW, **_qconv_kwargs(d))
 
 
 def crop(la: Layer) -> int:

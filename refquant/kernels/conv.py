@@ -179,9 +179,7 @@ def _make_transpose16(bits: int, lanes: int) -> Any:
     byte blocks cost the shuffles of one."""
     width = 16 * lanes
 
-    def typer(
-        typingctx: Any, src: Any, ss: Any, sls: Any, dst: Any, ds: Any, dls: Any, mask: Any
-    ) -> Any:  # fmt: skip
+    def typer(typingctx: Any, src: Any, ss: Any, sls: Any, dst: Any, ds: Any, dls: Any, mask: Any) -> Any:
         sig = types.void(*([types.int64] * 7))
 
         def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
@@ -248,6 +246,24 @@ def _make_transpose16(bits: int, lanes: int) -> Any:
 _transpose16 = _make_transpose16(32, 1)
 _transpose16_u8 = _make_transpose16(8, 1)
 _transpose16x4_u8 = _make_transpose16(8, 4)
+
+
+@njit_inline
+def _transpose_channel_blocks(src, src_c, src_row, dst, dst_c, dst_row, channels, mask):
+    """16 pixels x ``channels`` (>= 16) bytes between a layout with the channels as rows and one with the
+    pixels as rows: channel ``c`` of a block starts at ``src + c * src_c`` and ``dst + c * dst_c``, the 16 rows
+    of a block are ``src_row`` and ``dst_row`` bytes apart.  Blocks of 64 channels go four at once (16 at a
+    time with fewer than 64 channels); the last block starts ``step`` channels from the end and overlaps the
+    one before (the bytes written twice are the same)."""
+    step = 64 if channels >= 64 else 16
+    for c0 in range(0, channels, step):
+        c1 = min(c0, channels - step)
+        s = src + c1 * src_c
+        d = dst + c1 * dst_c
+        if step == 64:
+            _transpose16x4_u8(s, src_row, 16 * src_c, d, dst_row, 16 * dst_c, mask)
+        else:
+            _transpose16_u8(s, src_row, 0, d, dst_row, 0, mask)
 
 
 @njit_parallel
@@ -408,22 +424,14 @@ def pad_nchw_dense(x, mask, pad_top, pad_left, fill, xp):
         for i in range((pad_left + w_) * c_, wp * c_):
             dst[i] = f
         if w_ >= 16 and c_ >= 16:
-            # the transpose C x W -> W x C in 16 x 16 byte blocks, four side by side (64 channels) where there are
-            # 64 channels (the last block of each dimension starts 16 or 64 from its end and overlaps the one
-            # before: the bytes written twice are the same)
+            # the transpose C x W -> W x C in register blocks of 16 pixels (the last block of pixels starts 16
+            # from the end and overlaps the one before: the bytes written twice are the same)
             src0 = np.int64(x.ctypes.data) + (n * c_ * h_ + h) * w_
             dst0 = np.int64(xp.ctypes.data) + ((n * hp + hh) * wp + pad_left) * c_
             hw = h_ * w_
             for w0 in range(0, w_, 16):
                 w1 = min(w0, w_ - 16)
-                if c_ >= 64:
-                    for c0 in range(0, c_, 64):
-                        c1 = min(c0, c_ - 64)
-                        _transpose16x4_u8(src0 + c1 * hw + w1, hw, 16 * hw, dst0 + w1 * c_ + c1, c_, 16, mask)
-                else:
-                    for c0 in range(0, c_, 16):
-                        c1 = min(c0, c_ - 16)
-                        _transpose16_u8(src0 + c1 * hw + w1, hw, 0, dst0 + w1 * c_ + c1, c_, 0, mask)
+                _transpose_channel_blocks(src0 + w1, hw, hw, dst0 + w1 * c_, 1, c_, c_, mask)
             continue
         # the transpose C x W -> W x C, four channels at a time into one little-endian 32-bit word
         # (c_ is a multiple of 4 here): 3-4x faster than byte by byte
@@ -817,17 +825,14 @@ def _nhwc_to_nchw_body(src, dst):
         b = item - n * (nblk + 1)
         if b < nblk:
             p0 = shift + 16 * b
-            step = 64 if es == 1 and oc_total >= 64 else 16
-            for c0 in range(0, whole, step):
-                c1 = min(c0, oc_total - step)  # the last block overlaps the one before (same values written)
-                sa = s0 + ((n * pixels + p0) * oc_total + c1) * es
-                da = d0 + ((n * oc_total + c1) * pixels + p0) * es
-                if es == 4:
-                    _transpose16(sa, oc_total * 4, 0, da, pixels * 4, 0, 0)
-                elif step == 64:
-                    _transpose16x4_u8(sa, oc_total, 16, da, pixels, 16 * pixels, 0)
-                else:
-                    _transpose16_u8(sa, oc_total, 0, da, pixels, 0, 0)
+            sa = s0 + (n * pixels + p0) * oc_total * es
+            da = d0 + (n * oc_total * pixels + p0) * es
+            if es == 1 and whole:
+                _transpose_channel_blocks(sa, 1, oc_total, da, pixels, pixels, oc_total, 0)
+            elif whole:
+                for c0 in range(0, oc_total, 16):
+                    c1 = min(c0, oc_total - 16)  # the last block overlaps the one before (same values written)
+                    _transpose16(sa + c1 * 4, oc_total * 4, 0, da + c1 * pixels * 4, pixels * 4, 0, 0)
             for oc in range(whole, oc_total):
                 d = dst[n, oc]
                 for p in range(p0, p0 + 16):
